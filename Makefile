@@ -1,0 +1,32 @@
+# genlab: `make demo` runs the main job, `make test` the test suite. Both start with `make install`.
+#
+# The CPU build of PyTorch is installed first, pinned, so that the project's own `torch>=2.1`
+# requirement is already satisfied and pip never pulls several GB of CUDA packages. GPU users
+# override it, for example:
+#   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+
+PYTHON     ?= python3
+VENV       ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.genlab-installed
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+# Re-runs only when the project's requirements change; otherwise `make install` is instant.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/genlab demo
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

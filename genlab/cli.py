@@ -1,0 +1,288 @@
+"""The `genlab` command: train, sample, datasets, demo.
+
+Every flag of `genlab train MODEL` comes from a config dataclass field (genlab.config and the
+model's own config). Bad input ends with one sentence on stderr and exit code 2, never a
+traceback, and nothing is written before every flag and the data have been checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Sequence
+
+from genlab import __version__
+from genlab.config import DataConfig, TrainConfig, flag_name
+from genlab.errors import GenlabError
+
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors as one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict[str, Any],
+                      choices: dict[str, Sequence[str]]) -> None:
+    """One flag per dataclass field. Defaults are SUPPRESSed so the parsed namespace holds only
+    what the user typed: a resumed run must tell 'not given' from 'given the default'."""
+    group = parser.add_argument_group(cls.__name__.removesuffix("Config").lower() + " settings")
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        meta, kind = field.metadata, hints[field.name]
+        default = defaults.get(field.name, field.default)
+        kwargs: dict[str, Any] = dict(dest=field.name, default=argparse.SUPPRESS,
+                                      help=f"{meta['help']} (default: {default})")
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            if kind is int:
+                kwargs["type"] = (_positive_int if meta.get("positive") else
+                                  _non_negative_int if field.name.startswith("keep") else _int)
+            elif kind is float:
+                kwargs["type"] = _positive_float
+            kwargs["metavar"] = field.name.split("_")[-1].upper()
+            options = choices.get(field.name) or meta.get("choices")
+            if options:
+                kwargs["choices"] = list(options)
+                kwargs["metavar"] = "{" + ",".join(options) + "}"
+        group.add_argument(flag_name(field.name), *meta.get("aliases", ()), **kwargs)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def _config_settings(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
+    from genlab.models import MODELS
+
+    names = {f.name for cls in (DataConfig, TrainConfig, MODELS[model_name].config_class)
+             for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
+              announce: str | None = None) -> int:
+    """Train (or resume) one run and print where its outputs are. Shared by train and demo."""
+    from genlab.data import load_split
+    from genlab.run import build_model, prepare_run, resolve_device, write_config
+    from genlab.train.trainer import Trainer
+
+    config, folder, resuming = prepare_run(model_name, settings, run_dir)
+    device = resolve_device(config.train.device)
+    train_set = load_split(config.data, config.data.train_split, log=_say)
+    val_set = (train_set if config.data.val_split == config.data.train_split
+               else load_split(config.data, config.data.val_split, log=_say))
+    if resuming and tuple(train_set.image_shape) != tuple(config.image_shape):
+        raise GenlabError(f"the data now loads as {train_set.image_shape} images but the run in "
+                          f"{folder} was trained on {tuple(config.image_shape)}; check --data-dir")
+    config.image_shape = train_set.image_shape
+    model = build_model(config)
+    if announce:
+        _say(announce)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_config(config, folder)
+    trainer = Trainer(config, folder, model, train_set, val_set, device)
+    if trainer.resume(_warn):
+        _say(f"resuming {folder} from step {trainer.step} ({trainer.last_checkpoint.name})")
+    elif config.data.train_split == config.data.val_split:
+        _say(f"note: validating on the training split ({config.data.train_split})")
+    _say(f"training {model_name} on {config.data.dataset}/{config.data.train_split} "
+         f"({len(train_set)} images from {train_set.source}) on {device} to step "
+         f"{config.train.num_training_steps}")
+    result = trainer.fit()
+    _print_outputs(folder, result.checkpoint)
+    if result.interrupted:
+        _say(f"interrupted at step {result.step}: checkpoint saved; run the same command to resume")
+        return EXIT_INTERRUPTED
+    if result.images_per_second:
+        _say(f"trained to step {result.step} ({result.images_per_second:.0f} images/s)")
+    else:
+        _say(f"{folder} is already trained to step {result.step}; pass --num-training-steps "
+             "with a larger number to train further")
+    return 0
+
+
+def _print_outputs(folder: Path, checkpoint: Path | None) -> None:
+    print(f"run folder:  {folder}")
+    print(f"tensorboard: tensorboard --logdir {folder}")
+    if checkpoint is not None:
+        print(f"checkpoint:  {checkpoint}")
+        for name in ("samples", "reconstructions"):
+            png = checkpoint.with_name(f"{checkpoint.stem}-{name}.png")
+            if png.exists():
+                print(f"{name + ':':<12} {png}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    return train_run(args.model, _config_settings(args, args.model), args.run_dir)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from genlab.data.transforms import to_unit_range
+    from genlab.run import load_run, resolve_device
+    from genlab.viz.grid import save_grid
+
+    device = resolve_device(args.device)
+    config, model, step, path = load_run(args.run, device, _warn)
+    generator = torch.Generator().manual_seed(args.seed)
+    with torch.no_grad():
+        latents = model.sample_latents(args.n, generator).to(device)  # drawn on the CPU: same on any device
+        images = to_unit_range(model.decode(latents), model.data_range).cpu()
+    save_grid(images, args.output, nrow=args.nrow)
+    print(f"{args.output}: {args.n} samples of the {config.model} in {args.run} at step {step}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from genlab.data import DATASETS, check_data_dir
+
+    cfg = DataConfig(data_dir=args.data_dir)
+    check_data_dir(cfg)
+    for entry in DATASETS.values():
+        print(f"{entry.name}: {entry.title}")
+        for split, count in entry.counts.items():
+            print(f"  {split:<6} {count:>6} images  {entry.locate(cfg, split)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from genlab.data import load_split
+    from genlab.errors import DataError
+
+    dataset, why = "mnist", None
+    try:
+        load_split(DataConfig(dataset="mnist", download=not args.no_download), "train", log=_say)
+    except DataError as exc:
+        dataset, why = "digits", str(exc)
+    announce = None
+    if why:
+        announce = (f"MNIST is neither here nor downloadable ({why}); the demo runs on the 1,797 "
+                    "real 8x8 handwritten digits embedded in scikit-learn, resized to 32x32")
+    settings = {"dataset": dataset, "num_training_steps": args.steps,
+                "saving_steps": max(1, args.steps // 4), "download": not args.no_download}
+    run_dir = args.run_dir or str(Path("runs") / f"demo-vae-{dataset}")
+    return train_run("vae", settings, run_dir, announce=announce)
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from genlab.data import DATASETS
+    from genlab.models import MODELS
+
+    parser = _Parser(prog="genlab", description="Train, evaluate and explain image generative "
+                     "models: the homework's VAE (and, later, DCGAN and VAE/GAN).")
+    parser.add_argument("--version", action="version", version=f"genlab {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a model (resumes an existing run folder)",
+                                description="Train a model; on an existing run folder, resume "
+                                "from its latest checkpoint.")
+    models = train.add_subparsers(dest="model", metavar="MODEL", parser_class=_Parser)
+    for name, model_cls in MODELS.items():
+        sub = models.add_parser(name, help=(model_cls.__doc__ or "").strip().splitlines()[0],
+                                description=(model_cls.__doc__ or "").strip().splitlines()[0])
+        sub.add_argument("--run-dir", help="run folder (default: runs/<model>-<dataset>-z<latent>"
+                         "-b<batch>-s<steps>); an existing one is resumed")
+        _add_config_flags(sub, model_cls.config_class, {}, {})
+        _add_config_flags(sub, DataConfig, {}, {"dataset": tuple(DATASETS)})
+        _add_config_flags(sub, TrainConfig, model_cls.train_defaults, {})
+        sub.set_defaults(handler=cmd_train)
+
+    sample = commands.add_parser("sample", help="decode samples from a run's latest checkpoint",
+                                 description="Draw samples from the prior of a trained run and "
+                                 "save them as a PNG grid.")
+    sample.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
+    sample.add_argument("-n", type=_positive_int, default=64, help="number of samples (default: 64)")
+    sample.add_argument("-o", "--output", default="samples.png", help="PNG file (default: samples.png)")
+    sample.add_argument("--nrow", type=_positive_int, default=8, help="images per row (default: 8)")
+    sample.add_argument("--seed", type=_int, default=0, help="seed of the latents (default: 0)")
+    sample.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    sample.set_defaults(handler=cmd_sample)
+
+    datasets = commands.add_parser("datasets", help="which data sets are found where",
+                                   description="List the data sets genlab knows, their splits "
+                                   "and where their files are found.")
+    datasets.add_argument("--data-dir", help="also look in this folder, as `genlab train` would")
+    datasets.set_defaults(handler=cmd_datasets)
+
+    demo = commands.add_parser("demo", help="train a small VAE on MNIST, or on the embedded "
+                               "digits when MNIST is not available",
+                               description="Train the homework's VAE for a few minutes and show "
+                               "where its samples, curves and checkpoint are.")
+    demo.add_argument("--steps", type=_positive_int, default=2000,
+                      help="training steps (default: 2000)")
+    demo.add_argument("--run-dir", help="run folder (default: runs/demo-vae-<dataset>)")
+    demo.add_argument("--no-download", action="store_true",
+                      help="do not try to download MNIST")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except GenlabError as exc:
+        print(f"genlab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("genlab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,120 @@
+"""Typed configuration: what a run is, saved as JSON in the run folder and in every checkpoint.
+
+A run is rebuilt from its folder alone: `RunConfig.from_dict(json.load(config.json))` gives the
+model, data and training settings. Every field of these dataclasses is also a CLI flag (its name
+with dashes); the field's metadata carries the help text and the validation the CLI applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genlab import __version__
+from genlab.errors import GenlabError
+
+
+def option(default: Any, help: str, *, positive: bool = False, choices: tuple | None = None,
+           aliases: tuple[str, ...] = (), resumable: bool = False) -> Any:
+    """A config field that is also a CLI flag.
+
+    positive: the value must be > 0 (ints and floats). resumable: the flag may change when a run
+    resumes (how long or how often; never what is trained or how).
+    """
+    return field(default=default, metadata=dict(help=help, positive=positive, choices=choices,
+                                                aliases=aliases, resumable=resumable))
+
+
+@dataclass
+class DataConfig:
+    dataset: str = option("mnist", "data set to train on (see `genlab datasets`)")
+    data_dir: str | None = option(
+        None, "folder holding the data set's files (default: $GENLAB_DATA, then the user cache)",
+        resumable=True)
+    train_split: str = option("train", "split to train on (`test` where only the test split exists)")
+    val_split: str = option("test", "split for the validation curves and image grids")
+    image_size: int = option(32, "images are resized to this many pixels a side", positive=True)
+    download: bool = option(True, "download missing files from the data set's mirrors",
+                            resumable=True)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = option(32, "images per training step", positive=True)
+    learning_rate: float = option(1e-3, "Adam learning rate", positive=True)
+    num_training_steps: int = option(25000, "train until this step", positive=True,
+                                     aliases=("--steps",), resumable=True)
+    logging_steps: int = option(10, "log training scalars every this many steps", positive=True,
+                                resumable=True)
+    saving_steps: int = option(1000, "validate, log image grids and checkpoint every this many steps",
+                               positive=True, resumable=True)
+    keep_checkpoints: int = option(0, "keep only the newest K checkpoints' weights (0 keeps all)",
+                                   resumable=True)
+    seed: int = option(0, "seed for initialisation, data order and sampling")
+    device: str = option("auto", "cpu, cuda, cuda:N or auto (a GPU when there is one)",
+                         resumable=True)
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild a run: which model, its settings, the data and the training."""
+
+    model: str
+    model_config: Any  # the model's own config dataclass (models.registry maps name -> class)
+    data: DataConfig
+    train: TrainConfig
+    image_shape: tuple[int, int, int]  # (channels, height, width) the model was built for
+    genlab_version: str = __version__
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "model_config": dataclasses.asdict(self.model_config),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+            "image_shape": list(self.image_shape),
+            "genlab_version": self.genlab_version,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "RunConfig":
+        from genlab.models import MODELS  # models import config; import here to avoid a cycle
+
+        try:
+            model_cls = MODELS[d["model"]]
+            return cls(
+                model=d["model"],
+                model_config=_from_fields(model_cls.config_class, d["model_config"]),
+                data=_from_fields(DataConfig, d["data"]),
+                train=_from_fields(TrainConfig, d["train"]),
+                image_shape=tuple(int(v) for v in d["image_shape"]),
+                genlab_version=str(d.get("genlab_version", "unknown")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GenlabError(f"{source} is not a genlab run configuration ({exc!r} is wrong or "
+                              "missing); point genlab at a folder written by `genlab train`") from None
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()), source=str(path))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GenlabError(f"cannot read {path} ({exc}); it should be the JSON config that "
+                              "`genlab train` writes into every run folder") from None
+
+
+def _from_fields(cls: type, values: dict) -> Any:
+    """Build a dataclass from a dict, ignoring keys it does not know (configs of older versions
+    keep loading) and using defaults for keys it lacks."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")

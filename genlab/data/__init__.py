@@ -1,0 +1,68 @@
+"""Data sets by name. Each entry loads one split into an in-memory uint8 ImageSet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from genlab.config import DataConfig
+from genlab.data import digits
+from genlab.data.memory import BatchStream, ImageSet
+from genlab.data.mnist import FASHION_MNIST, MNIST, IDXDataset, find_split, load_idx_split, search_dirs
+from genlab.errors import DataError
+
+__all__ = ["DATASETS", "BatchStream", "ImageSet", "load_split", "check_data_dir"]
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    title: str
+    counts: dict[str, int]   # split -> number of images
+    load: Callable[[DataConfig, str, Callable[[str], None] | None], ImageSet]
+    locate: Callable[[DataConfig, str], str]  # where a split is found, or why it is not
+
+
+def _idx_entry(spec: IDXDataset) -> DatasetEntry:
+    def load(cfg: DataConfig, split: str, log=None) -> ImageSet:
+        return load_idx_split(spec, split, cfg.data_dir, cfg.image_size,
+                              allow_download=cfg.download, log=log)
+
+    def locate(cfg: DataConfig, split: str) -> str:
+        found = find_split(spec, split, cfg.data_dir)
+        if found:
+            return str(found[0].parent)
+        return "missing (downloaded on first use; looked in " + ", ".join(
+            str(d) for d in search_dirs(spec, cfg.data_dir)) + ")"
+
+    return DatasetEntry(spec.name, spec.title, spec.counts, load, locate)
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "mnist": _idx_entry(MNIST),
+    "fashion-mnist": _idx_entry(FASHION_MNIST),
+    "digits": DatasetEntry(
+        "digits", "scikit-learn's 8x8 handwritten digits (embedded, no download)", digits.COUNTS,
+        lambda cfg, split, log=None: digits.load_digits_split(split, cfg.image_size),
+        lambda cfg, split: "embedded in scikit-learn"),
+}
+
+
+def check_data_dir(cfg: DataConfig) -> None:
+    if cfg.data_dir is not None and not Path(cfg.data_dir).expanduser().is_dir():
+        raise DataError(f"--data-dir {cfg.data_dir} does not exist; create it (missing files are "
+                        "downloaded into it) or point it at the folder holding the data files")
+
+
+def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = None) -> ImageSet:
+    """Load one split of the configured data set into memory (on the CPU)."""
+    if cfg.dataset not in DATASETS:
+        raise DataError(f"unknown data set {cfg.dataset!r} for --dataset; choose one of "
+                        f"{', '.join(DATASETS)}")
+    entry = DATASETS[cfg.dataset]
+    if split not in entry.counts:
+        raise DataError(f"{cfg.dataset} has no split {split!r}; choose one of "
+                        f"{', '.join(entry.counts)} with --train-split/--val-split")
+    check_data_dir(cfg)
+    return entry.load(cfg, split, log)

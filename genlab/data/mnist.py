@@ -1,0 +1,164 @@
+"""MNIST and Fashion-MNIST from the standard IDX files: where they are found, how they are
+downloaded, and how they are loaded into one uint8 tensor."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from genlab.data.download import RemoteFile, download
+from genlab.data.idx import read_idx_pair
+from genlab.data.memory import ImageSet
+from genlab.data.transforms import resize_uint8
+from genlab.errors import DataError, DownloadError
+
+
+@dataclass(frozen=True)
+class IDXDataset:
+    """A data set published as IDX files: one images file and one labels file per split."""
+
+    name: str
+    title: str
+    files: dict[str, tuple[RemoteFile, RemoteFile]]  # split -> (images, labels)
+    counts: dict[str, int]                           # split -> number of items
+    mirrors: tuple[str, ...]
+    system_dirs: tuple[Path, ...] = field(default_factory=tuple)  # searched last, e.g. Debian's
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.files)
+
+
+def _remote_pairs(checksums: dict[str, str]) -> dict[str, tuple[RemoteFile, RemoteFile]]:
+    prefix = {"train": "train", "test": "t10k"}
+    return {split: (RemoteFile(f"{p}-images-idx3-ubyte.gz", checksums[f"{p}-images"]),
+                    RemoteFile(f"{p}-labels-idx1-ubyte.gz", checksums[f"{p}-labels"]))
+            for split, p in prefix.items()}
+
+
+# md5 of the official gzip files, as published with the data sets (and used by torchvision).
+MNIST = IDXDataset(
+    name="mnist",
+    title="MNIST handwritten digits",
+    files=_remote_pairs({
+        "train-images": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels": "ec29112dd5afa0611ce80d1b7f02629c",
+    }),
+    counts={"train": 60000, "test": 10000},
+    mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+             "https://storage.googleapis.com/cvdf-datasets/mnist/",
+             "http://yann.lecun.com/exdb/mnist/"),
+)
+
+FASHION_MNIST = IDXDataset(
+    name="fashion-mnist",
+    title="Fashion-MNIST clothing images",
+    files=_remote_pairs({
+        "train-images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels": "bb300cfdad3c16e7a12a480ee83cd310",
+    }),
+    counts={"train": 60000, "test": 10000},
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
+    system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),  # Debian's dataset-fashion-mnist
+)
+
+
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "genlab"
+
+
+def search_dirs(spec: IDXDataset, data_dir: str | None) -> list[Path]:
+    """Folders searched for the files, in order. --data-dir, when given, is the only place
+    looked at (the folder itself or its `<dataset>/` subfolder); otherwise $GENLAB_DATA, the user
+    cache and the system's data folders."""
+    if data_dir is not None:
+        root = Path(data_dir).expanduser()
+        return [root, root / spec.name]
+    dirs = []
+    if os.environ.get("GENLAB_DATA"):
+        root = Path(os.environ["GENLAB_DATA"]).expanduser()
+        dirs += [root / spec.name, root]
+    dirs.append(user_cache_dir() / spec.name)
+    dirs += list(spec.system_dirs)
+    return dirs
+
+
+def download_dir(spec: IDXDataset, data_dir: str | None) -> Path:
+    """Where missing files are downloaded to: --data-dir, else $GENLAB_DATA/<name>, else cache."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if os.environ.get("GENLAB_DATA"):
+        return Path(os.environ["GENLAB_DATA"]).expanduser() / spec.name
+    return user_cache_dir() / spec.name
+
+
+def _existing(folder: Path, remote: RemoteFile) -> Path | None:
+    # Accept the gzip as published or the decompressed file (same name without .gz).
+    for name in (remote.name, remote.name.removesuffix(".gz")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def find_split(spec: IDXDataset, split: str, data_dir: str | None) -> tuple[Path, Path] | None:
+    """The (images, labels) files of `split` in the first folder that holds both, or None."""
+    images_remote, labels_remote = spec.files[split]
+    for folder in search_dirs(spec, data_dir):
+        images, labels = _existing(folder, images_remote), _existing(folder, labels_remote)
+        if images and labels:
+            return images, labels
+    return None
+
+
+def fetch_split(spec: IDXDataset, split: str, data_dir: str | None, *,
+                allow_download: bool = True, log: Callable[[str], None] | None = None,
+                mirrors: tuple[str, ...] | None = None) -> tuple[Path, Path]:
+    """Find the split's files, downloading what is missing; a clear error when neither works."""
+    found = find_split(spec, split, data_dir)
+    if found:
+        return found
+    target = download_dir(spec, data_dir)
+    names = " and ".join(r.name for r in spec.files[split])
+    looked = ", ".join(str(d) for d in search_dirs(spec, data_dir))
+    if not allow_download:
+        raise DataError(f"{spec.name} {split} split not found (looked in {looked}) and downloads "
+                        f"are off; put {names} in {target} or pass --data-dir")
+    paths = []
+    for remote in spec.files[split]:
+        existing = _existing(target, remote)
+        if existing:
+            paths.append(existing)
+            continue
+        try:
+            paths.append(download(remote, mirrors or spec.mirrors, target, log=log))
+        except DownloadError as exc:
+            raise DownloadError(f"{spec.name} {split} split not found (looked in {looked}) and "
+                                f"the download failed ({exc}); without network, put {names} in "
+                                f"{target} or pass --data-dir (README: 'Data offline')") from None
+    return paths[0], paths[1]
+
+
+def load_idx_split(spec: IDXDataset, split: str, data_dir: str | None, image_size: int, *,
+                   allow_download: bool = True,
+                   log: Callable[[str], None] | None = None) -> ImageSet:
+    if split not in spec.files:
+        raise DataError(f"{spec.name} has no split {split!r}; choose one of "
+                        f"{', '.join(spec.splits)} with --train-split/--val-split")
+    images_path, labels_path = fetch_split(spec, split, data_dir, allow_download=allow_download,
+                                           log=log)
+    images, labels = read_idx_pair(images_path, labels_path, count=spec.counts[split])
+    pixels = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)  # (N, 1, 28, 28)
+    return ImageSet(images=resize_uint8(pixels, image_size),
+                    labels=torch.from_numpy(labels.astype(np.int64)),
+                    dataset=spec.name, split=split, source=str(images_path.parent))

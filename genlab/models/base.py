@@ -1,0 +1,75 @@
+"""What a model gives the generic trainer: its optimisers, the phases of one training step, and
+how to validate, decode and show itself. The trainer never asks which model it is running."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from genlab.config import TrainConfig
+
+LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One part of a training step: compute `loss(batch)`, backpropagate its `minimise` entry
+    and step optimiser `optimizer`. Every entry of the returned dict is logged as `train/<key>`.
+
+    Only the parameters of the phase's optimiser get gradients during the phase, so a GAN's
+    generator phase never leaves gradients on the discriminator (and costs none).
+    """
+
+    name: str
+    optimizer: str
+    loss: LossFn
+    minimise: str = "loss"
+
+
+class GenerativeModel(nn.Module):
+    """Base class of genlab's models. Subclasses set the class attributes and implement the
+    methods below; `__init__(config, image_shape)` builds the networks."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    data_range: ClassVar[tuple[float, float]]      # pixel range the model reads and writes
+    train_defaults: ClassVar[dict[str, Any]] = {}  # TrainConfig defaults this model changes
+
+    def __init__(self, config: Any, image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.config = config
+        self.image_shape = tuple(image_shape)
+
+    # --- training -----------------------------------------------------------------------------
+    def optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def validation_losses(self, batch: torch.Tensor,
+                          generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """Batch-mean losses on validation data, logged as `val/<key>`; {} for none."""
+        return {}
+
+    # --- generation ---------------------------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def sample_latents(self, n: int, generator: torch.Generator | None = None,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
+        """n draws from the prior, (n, latent_dim)."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (n, latent_dim) -> images (n, C, H, W) in `data_range`."""
+        raise NotImplementedError
+
+    def logging_images(self, val_batch: torch.Tensor,
+                       fixed_latents: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Image grids logged at every saving step as `images/<key>`, in `data_range`."""
+        return {"samples": self.decode(fixed_latents)}

@@ -1,0 +1,162 @@
+"""The homework's convolutional VAE (and two variants for its architecture question).
+
+Encoder and decoder of `--arch conv` follow the homework's table exactly, for 1 x 32 x 32 inputs:
+
+    Enc-1 Conv 3/1/1 + ReLU   16 x 32 x 32      Dec-1 FC + ReLU            latent
+    Enc-2 Conv 3/2/1 + ReLU   32 x 16 x 16      Dec-2 FC                   16 x 8 x 8
+    Enc-3 Conv 3/1/1 + ReLU   32 x 16 x 16      Dec-3 ConvT 3/2/1/1 + ReLU 32 x 16 x 16
+    Enc-4 Conv 3/2/1 + ReLU   16 x 8 x 8        Dec-4 ConvT 3/1/1/0 + ReLU 32 x 16 x 16
+    Enc-5 FC + ReLU           2 x latent        Dec-5 ConvT 3/2/1/1 + ReLU 16 x 32 x 32
+    Enc-6 FC                  2 x latent        Dec-6 ConvT 3/1/1/0 + Sigmoid  1 x 32 x 32
+                              -> (mu, log sigma)
+
+The decoder's last layer returns logits; the Sigmoid is applied by `decode`, and the loss uses
+the logits directly (binary cross entropy from logits stays finite for saturated pixels).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from genlab.config import TrainConfig, option
+from genlab.errors import GenlabError
+from genlab.losses import bernoulli_nll, clamp_with_gradient, gaussian_kl
+from genlab.models.base import GenerativeModel, Phase
+
+# exp(2 * 20) = 2.4e17: any log sigma above this is clamped in the forward pass so the KL and
+# the sampled z stay finite in float32 and bfloat16; no trained posterior comes near it.
+LOG_SIGMA_MAX = 20.0
+
+
+def conv_arch(latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
+    """The homework's table (for any C x H x W with H, W divisible by 4)."""
+    c, h, w = image_shape
+    h4, w4 = h // 4, w // 4
+    encoder = nn.Sequential(OrderedDict([
+        ("enc1", nn.Sequential(nn.Conv2d(c, 16, 3, 1, 1), nn.ReLU())),    # 16 x H x W
+        ("enc2", nn.Sequential(nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU())),   # 32 x H/2 x W/2
+        ("enc3", nn.Sequential(nn.Conv2d(32, 32, 3, 1, 1), nn.ReLU())),   # 32 x H/2 x W/2
+        ("enc4", nn.Sequential(nn.Conv2d(32, 16, 3, 2, 1), nn.ReLU())),   # 16 x H/4 x W/4
+        ("flatten", nn.Flatten()),                                        # (B, 16 * H/4 * W/4)
+        ("enc5", nn.Sequential(nn.Linear(16 * h4 * w4, 2 * latent_dim), nn.ReLU())),
+        ("enc6", nn.Linear(2 * latent_dim, 2 * latent_dim)),              # (B, 2 * latent)
+    ]))
+    decoder = nn.Sequential(OrderedDict([
+        ("dec1", nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.ReLU())),
+        ("dec2", nn.Linear(latent_dim, 16 * h4 * w4)),
+        ("unflatten", nn.Unflatten(1, (16, h4, w4))),                     # (B, 16, H/4, W/4)
+        ("dec3", nn.Sequential(nn.ConvTranspose2d(16, 32, 3, 2, 1, output_padding=1), nn.ReLU())),
+        ("dec4", nn.Sequential(nn.ConvTranspose2d(32, 32, 3, 1, 1), nn.ReLU())),
+        ("dec5", nn.Sequential(nn.ConvTranspose2d(32, 16, 3, 2, 1, output_padding=1), nn.ReLU())),
+        ("dec6", nn.ConvTranspose2d(16, c, 3, 1, 1)),                     # logits, C x H x W
+    ]))
+    return encoder, decoder
+
+
+def conv_shallow_arch(latent_dim: int,
+                      image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
+    """Two strided convolutions each way and one FC layer: half the depth of the table."""
+    c, h, w = image_shape
+    h4, w4 = h // 4, w // 4
+    encoder = nn.Sequential(OrderedDict([
+        ("enc1", nn.Sequential(nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU())),    # 32 x H/2 x W/2
+        ("enc2", nn.Sequential(nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU())),   # 64 x H/4 x W/4
+        ("flatten", nn.Flatten()),
+        ("enc3", nn.Linear(64 * h4 * w4, 2 * latent_dim)),
+    ]))
+    decoder = nn.Sequential(OrderedDict([
+        ("dec1", nn.Sequential(nn.Linear(latent_dim, 64 * h4 * w4), nn.ReLU())),
+        ("unflatten", nn.Unflatten(1, (64, h4, w4))),
+        ("dec2", nn.Sequential(nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU())),  # 32 x H/2
+        ("dec3", nn.ConvTranspose2d(32, c, 4, 2, 1)),                             # logits
+    ]))
+    return encoder, decoder
+
+
+def mlp_arch(latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
+    """Fully connected encoder and decoder (pixels -> 512 -> 256 -> latent and back)."""
+    c, h, w = image_shape
+    pixels = c * h * w
+    encoder = nn.Sequential(OrderedDict([
+        ("flatten", nn.Flatten()),
+        ("enc1", nn.Sequential(nn.Linear(pixels, 512), nn.ReLU())),
+        ("enc2", nn.Sequential(nn.Linear(512, 256), nn.ReLU())),
+        ("enc3", nn.Linear(256, 2 * latent_dim)),
+    ]))
+    decoder = nn.Sequential(OrderedDict([
+        ("dec1", nn.Sequential(nn.Linear(latent_dim, 256), nn.ReLU())),
+        ("dec2", nn.Sequential(nn.Linear(256, 512), nn.ReLU())),
+        ("dec3", nn.Linear(512, pixels)),
+        ("unflatten", nn.Unflatten(1, (c, h, w))),                        # logits
+    ]))
+    return encoder, decoder
+
+
+ARCHITECTURES = {"conv": conv_arch, "conv-shallow": conv_shallow_arch, "mlp": mlp_arch}
+
+
+@dataclass
+class VAEConfig:
+    arch: str = option("conv", "encoder/decoder: conv (the homework's table), conv-shallow, mlp",
+                       choices=tuple(ARCHITECTURES))
+    latent_dim: int = option(64, "size of the latent code z", positive=True)
+
+
+class VAE(GenerativeModel):
+    """Gaussian encoder q(z|x) = N(mu, sigma^2), prior N(0, I), Bernoulli decoder p(x|z)."""
+
+    name = "vae"
+    config_class = VAEConfig
+    data_range = (0.0, 1.0)
+    train_defaults = {"batch_size": 32, "learning_rate": 1e-3, "num_training_steps": 25000}
+
+    def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config, image_shape)
+        c, h, w = image_shape
+        if config.arch != "mlp" and (h % 4 or w % 4):
+            raise GenlabError(f"--arch {config.arch} needs an --image-size divisible by 4, got {h}; "
+                              "use a multiple of 4 or --arch mlp")
+        self.encoder, self.decoder = ARCHITECTURES[config.arch](config.latent_dim, image_shape)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, C, H, W) in [0, 1] -> mu, log sigma, each (B, latent)."""
+        mu, log_sigma = self.encoder(x).chunk(2, dim=1)  # (B, 2 * latent) -> 2 x (B, latent)
+        return mu, clamp_with_gradient(log_sigma, LOG_SIGMA_MAX)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
+    def losses(self, x: torch.Tensor,
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Negative ELBO = rec + kl, each averaged over the batch (summed over pixels/dims)."""
+        mu, log_sigma = self.encode(x)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(log_sigma) * eps  # reparameterisation: gradients flow to mu, sigma
+        rec = bernoulli_nll(self.decode_logits(z), x).mean()
+        kl = gaussian_kl(mu, log_sigma).mean()
+        return {"loss": rec + kl, "rec": rec, "kl": kl}
+
+    def optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+        return {"vae": torch.optim.Adam(self.parameters(), lr=train.learning_rate)}
+
+    def phases(self) -> list[Phase]:
+        return [Phase("vae", optimizer="vae", loss=self.losses, minimise="loss")]
+
+    def validation_losses(self, batch, generator):
+        return self.losses(batch, generator)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean: the deterministic reconstruction shown in grids."""
+        mu, _ = self.encode(x)
+        return self.decode(mu)
+
+    def logging_images(self, val_batch, fixed_latents):
+        return {"val": val_batch, "reconstructions": self.reconstruct(val_batch),
+                "samples": self.decode(fixed_latents)}

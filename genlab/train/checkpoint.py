@@ -1,0 +1,125 @@
+"""Full-state checkpoints, written atomically, checksummed, loaded without unpickling code.
+
+Each checkpoint is two files in `<run>/checkpoints/`:
+  step-00001000.pt    torch.save of a dict of tensors, numbers, strings, lists and dicts only,
+                      read back with torch.load(weights_only=True), which refuses anything else
+  step-00001000.json  its step, size and sha256, written after the .pt file is in place
+
+The .json file is the commit marker: a .pt without one (a crash between the two renames) is
+ignored, and a .pt whose bytes no longer match its sha256 is reported and skipped in favour of
+the previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from genlab import __version__
+from genlab.errors import GenlabError
+from genlab.fsutil import atomic_write_bytes, atomic_write_json
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^step-(\d{8})\.pt$")
+
+
+class CheckpointError(GenlabError):
+    """A checkpoint file is damaged, of an unknown format, or unsafe to load."""
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return checkpoint_dir(run_dir) / f"step-{step:08d}.pt"
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def save_checkpoint(run_dir: Path, step: int, payload: dict[str, Any]) -> Path:
+    """Write `payload` as the checkpoint of `step` and return its path."""
+    payload = {"format_version": FORMAT_VERSION, "genlab_version": __version__, "step": step,
+               **payload}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    path = checkpoint_path(run_dir, step)
+    atomic_write_bytes(path, data)
+    atomic_write_json(_meta_path(path), {
+        "step": step, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        "format_version": FORMAT_VERSION, "genlab_version": __version__})
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Committed checkpoints (those with their .json), oldest first."""
+    found = []
+    folder = checkpoint_dir(run_dir)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = _NAME.match(path.name)
+            if match and _meta_path(path).is_file():
+                found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read and verify one checkpoint; CheckpointError says what is wrong with it."""
+    path = Path(path)
+    try:
+        meta = json.loads(_meta_path(path).read_text())
+        data = path.read_bytes()
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path} ({exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != meta.get("bytes") or digest != meta.get("sha256"):
+        raise CheckpointError(f"checkpoint {path} is damaged: its size or sha256 does not match "
+                              f"{_meta_path(path).name}")
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise CheckpointError(f"checkpoint {path} holds objects genlab refuses to unpickle "
+                              f"({first}); only tensors and plain values are loaded") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        version = payload.get("format_version") if isinstance(payload, dict) else None
+        raise CheckpointError(f"checkpoint {path} has format version {version!r}, this genlab "
+                              f"reads version {FORMAT_VERSION}")
+    return payload
+
+
+def latest_checkpoint(run_dir: Path, warn: Callable[[str], None]
+                      ) -> tuple[dict[str, Any], Path] | None:
+    """The newest checkpoint that verifies; damaged newer ones are skipped with a warning."""
+    checkpoints = list_checkpoints(run_dir)
+    for _, path in reversed(checkpoints):
+        try:
+            return load_checkpoint(path), path
+        except CheckpointError as exc:
+            warn(f"{exc}; using the checkpoint before it")
+    if checkpoints:
+        raise CheckpointError(f"every checkpoint in {checkpoint_dir(run_dir)} is damaged; "
+                              "delete that folder to start the run again")
+    return None
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Delete the weights of all but the newest `keep` checkpoints (0 keeps all); grids stay."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(run_dir)[:-keep]:
+        _meta_path(path).unlink(missing_ok=True)  # uncommit first, so no .json points at nothing
+        path.unlink(missing_ok=True)

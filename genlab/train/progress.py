@@ -1,0 +1,67 @@
+"""Training progress: a live bar on a terminal, plain periodic lines otherwise (logs, CI)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from tqdm import tqdm
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Shows step, loss, images/s and ETA. `advance()` every step, `loss()` when one is known."""
+
+    def __init__(self, start: int, total: int, batch_size: int, stream: TextIO | None = None,
+                 interval: float = 15.0):
+        self.stream = stream or sys.stderr
+        self.start, self.total, self.batch_size, self.interval = start, total, batch_size, interval
+        self.step, self.last_loss = start, float("nan")
+        self.t0 = self.last_line = time.perf_counter()
+        self.bar = None
+        if getattr(self.stream, "isatty", lambda: False)():
+            self.bar = tqdm(total=total, initial=start, unit="step", file=self.stream,
+                            dynamic_ncols=True, smoothing=0.05)
+
+    def images_per_second(self) -> float:
+        elapsed = time.perf_counter() - self.t0
+        return (self.step - self.start) * self.batch_size / elapsed if elapsed > 0 else 0.0
+
+    def advance(self) -> None:
+        self.step += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif time.perf_counter() - self.last_line >= self.interval:
+            self._line()
+
+    def loss(self, value: float) -> None:
+        self.last_loss = value
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{value:.4g}", img_s=f"{self.images_per_second():.0f}",
+                                 refresh=False)
+
+    def _line(self) -> None:
+        self.last_line = time.perf_counter()
+        rate = self.images_per_second()
+        steps_per_s = rate / self.batch_size if rate else 0.0
+        eta = (self.total - self.step) / steps_per_s if steps_per_s else 0.0
+        print(f"step {self.step}/{self.total}  loss {self.last_loss:.4g}  {rate:.0f} img/s  "
+              f"eta {_clock(eta)}", file=self.stream, flush=True)
+
+    def write(self, message: str) -> None:
+        """Print a message without breaking the bar."""
+        if self.bar is not None:
+            self.bar.write(message, file=self.stream)
+        else:
+            print(message, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.step != self.start:
+            self._line()

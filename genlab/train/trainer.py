@@ -1,0 +1,245 @@
+"""The generic training loop: it runs a model's phases, logs, validates and checkpoints.
+
+It knows nothing about which model it trains: a model gives its optimisers, its phases and its
+validation losses (genlab.models.base). One step draws one batch and runs every phase on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from genlab.config import RunConfig
+from genlab.data.memory import BatchStream, ImageSet
+from genlab.data.transforms import to_model_range, to_unit_range
+from genlab.errors import GenlabError
+from genlab.models.base import GenerativeModel
+from genlab.train.checkpoint import latest_checkpoint, prune_checkpoints, save_checkpoint
+from genlab.train.logging import RunLogger
+from genlab.train.progress import Progress
+from genlab.viz.grid import save_grid
+
+NUM_FIXED_LATENTS = 32   # the sample grid's latents, drawn once per run
+NUM_GRID_IMAGES = 32     # validation originals and reconstructions shown per grid
+VAL_BATCH_SIZE = 500
+
+
+class NonFiniteLossError(GenlabError):
+    """A training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    step: int
+    checkpoint: Path | None
+    interrupted: bool
+    images_per_second: float
+
+
+class _StopRequest:
+    """Turns the first Ctrl-C (or SIGTERM) into a request to checkpoint and stop after the
+    current step; a second Ctrl-C interrupts at once (the last checkpoint stays intact)."""
+
+    def __init__(self):
+        self.requested = False
+
+    def _handler(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["_StopRequest"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals can only be handled in the main thread
+            return
+        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, run_dir: Path, model: GenerativeModel,
+                 train_set: ImageSet, val_set: ImageSet, device: torch.device,
+                 progress_stream=None):
+        self.config, self.run_dir, self.device = config, Path(run_dir), device
+        self.model = model.to(device)
+        self.train_set, self.val_set = train_set.to(device), val_set.to(device)
+        self.progress_stream = progress_stream
+        cfg = config.train
+        self.optimizers = self.model.optimizers(cfg)
+        self.phases = self.model.phases()
+        self.stream = BatchStream(len(self.train_set), cfg.batch_size, cfg.seed, device)
+        # Drawn on the CPU so the grid shows the same latents whatever the device.
+        generator = torch.Generator().manual_seed(cfg.seed + 1)
+        self.fixed_latents = self.model.sample_latents(NUM_FIXED_LATENTS, generator).to(device)
+        self.step = 0
+        self.last_checkpoint: Path | None = None
+
+    # --- state --------------------------------------------------------------------------------
+    def _payload(self) -> dict:
+        return {
+            "model_name": self.config.model,
+            "config": self.config.to_json(),
+            "model": self.model.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "rng": rng_state(self.device),
+            "data_order": self.stream.state_dict(),
+            "fixed_latents": self.fixed_latents.cpu(),
+        }
+
+    def resume(self, warn) -> bool:
+        """Load the run's latest valid checkpoint, if any; True when resumed."""
+        found = latest_checkpoint(self.run_dir, warn)
+        if found is None:
+            return False
+        payload, path = found
+        if payload.get("model_name") != self.config.model:
+            raise GenlabError(f"checkpoint {path} is of a {payload.get('model_name')} model, not "
+                              f"a {self.config.model}; choose another --run-dir")
+        self.model.load_state_dict(payload["model"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(payload["optimizers"][name])
+        self.stream.load_state_dict(payload["data_order"])
+        self.fixed_latents = payload["fixed_latents"].to(self.device)
+        set_rng_state(payload["rng"], self.device)
+        self.step, self.last_checkpoint = int(payload["step"]), path
+        return True
+
+    # --- one step -----------------------------------------------------------------------------
+    def _only_train(self, optimizer: torch.optim.Optimizer) -> None:
+        trainable = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        for p in self.model.parameters():
+            p.requires_grad_(id(p) in trainable)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One batch through every phase; returns the detached losses of all phases."""
+        indices = self.stream.next()
+        batch = to_model_range(self.train_set.images[indices], self.model.data_range)
+        losses: dict[str, torch.Tensor] = {}
+        for phase in self.phases:
+            optimizer = self.optimizers[phase.optimizer]
+            if len(self.phases) > 1:
+                self._only_train(optimizer)
+            optimizer.zero_grad(set_to_none=True)
+            out = phase.loss(batch)
+            out[phase.minimise].backward()
+            optimizer.step()
+            losses.update({name: value.detach() for name, value in out.items()})
+        self.step += 1
+        return losses
+
+    # --- validation, grids, checkpoints -------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Validation losses averaged over the whole validation split (fixed noise, so the
+        curve moves only when the model does)."""
+        generator = torch.Generator(self.device).manual_seed(self.config.train.seed)
+        sums: dict[str, torch.Tensor] = {}
+        images = self.val_set.images
+        for start in range(0, len(images), VAL_BATCH_SIZE):
+            batch = to_model_range(images[start:start + VAL_BATCH_SIZE], self.model.data_range)
+            for name, value in self.model.validation_losses(batch, generator).items():
+                sums[name] = sums.get(name, 0.0) + value.double() * len(batch)
+        return {f"val/{name}": (total / len(images)).item() for name, total in sums.items()}
+
+    @torch.no_grad()
+    def grids(self) -> dict[str, torch.Tensor]:
+        val_batch = to_model_range(self.val_set.images[:NUM_GRID_IMAGES], self.model.data_range)
+        images = self.model.logging_images(val_batch, self.fixed_latents)
+        return {name: to_unit_range(value, self.model.data_range).cpu()
+                for name, value in images.items()}
+
+    def save(self, logger: RunLogger) -> Path:
+        self.model.eval()
+        try:
+            val = self.validate()
+            grids = self.grids()
+        finally:
+            self.model.train()
+        if val:
+            logger.scalars(self.step, val)
+        logger.images(self.step, grids)
+        stem = f"step-{self.step:08d}"
+        for name, images in grids.items():
+            save_grid(images, self.run_dir / "checkpoints" / f"{stem}-{name}.png")
+        path = save_checkpoint(self.run_dir, self.step, self._payload())
+        prune_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
+        logger.flush()
+        self.last_checkpoint = path
+        return path
+
+    # --- the loop -----------------------------------------------------------------------------
+    def _check_finite(self, window: list[torch.Tensor], names: list[str]) -> torch.Tensor:
+        """Stack the window's losses, (steps, losses), and stop on the first non-finite one."""
+        values = torch.stack(window).double().cpu()  # one device sync per logging step
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            row, col = (int(i) for i in bad.nonzero()[0])
+            step = self.step - len(window) + 1 + row
+            kept = (f"the last good checkpoint {self.last_checkpoint} is kept"
+                    if self.last_checkpoint else "no checkpoint had been written yet")
+            raise NonFiniteLossError(
+                f"training stopped at step {step}: loss train/{names[col]} is "
+                f"{values[row, col].item()}; {kept}; try a lower --learning-rate")
+        return values
+
+    def fit(self) -> TrainResult:
+        cfg = self.config.train
+        total = cfg.num_training_steps
+        if self.step >= total:
+            return TrainResult(self.step, self.last_checkpoint, False, 0.0)
+        logger = RunLogger(self.run_dir, start_step=self.step)
+        progress = Progress(self.step, total, cfg.batch_size, stream=self.progress_stream)
+        window: list[torch.Tensor] = []
+        names: list[str] = []
+        stop = _StopRequest()
+        self.model.train()
+        try:
+            with stop.installed():
+                if self.step == 0:
+                    # Grids from the first step on, so progress is visible from the start.
+                    logger.images(0, self.grids())
+                while self.step < total and not stop.requested:
+                    losses = self.train_step()
+                    names = list(losses)
+                    window.append(torch.stack(list(losses.values())))
+                    progress.advance()
+                    last = self.step == total or stop.requested
+                    if self.step % cfg.logging_steps == 0 or last:
+                        means = self._check_finite(window, names).mean(0)
+                        logger.scalars(self.step, {f"train/{n}": float(v)
+                                                   for n, v in zip(names, means)})
+                        progress.loss(float(means[0]))  # the first phase's first loss
+                        window.clear()
+                    if self.step % cfg.saving_steps == 0 or last:
+                        if window:
+                            self._check_finite(window, names)
+                        self.save(logger)
+        finally:
+            progress.close()
+            logger.close()
+        return TrainResult(self.step, self.last_checkpoint, stop.requested and self.step < total,
+                           progress.images_per_second())
