@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -74,10 +75,11 @@ def prepare_run(model_name: str, settings: dict[str, Any],
             raise GenlabError(f"{folder} exists but is not a genlab run folder (no {CONFIG_FILE}); "
                               "choose another --run-dir")
         return fresh, folder, False
+    stored_model = _stored_model_name(config_path)
+    if stored_model != model_name:
+        raise GenlabError(f"{folder} holds a {stored_model} run, not a {model_name} run; choose "
+                          f"another --run-dir or run `genlab train {stored_model}`")
     stored = RunConfig.load(config_path)
-    if stored.model != model_name:
-        raise GenlabError(f"{folder} holds a {stored.model} run, not a {model_name} run; choose "
-                          f"another --run-dir or run `genlab train {stored.model}`")
     for name, value in settings.items():
         section = _section_of(stored, name)
         if _is_resumable(section, name):
@@ -87,6 +89,15 @@ def prepare_run(model_name: str, settings: dict[str, Any],
                               f"({name} = {getattr(section, name)}); a run's settings are fixed "
                               "once it starts, so drop the flag or choose another --run-dir")
     return stored, folder, True
+
+
+def _stored_model_name(config_path: Path) -> str:
+    """The model a run folder holds, read before the rest (which needs that model's config)."""
+    try:
+        return str(json.loads(config_path.read_text())["model"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise GenlabError(f"{config_path} is not a readable genlab run configuration; choose "
+                          "another --run-dir") from None
 
 
 def write_config(config: RunConfig, folder: Path) -> None:

@@ -85,7 +85,9 @@ class Trainer:
                  train_set: ImageSet, val_set: ImageSet, device: torch.device,
                  progress_stream=None):
         self.config, self.run_dir, self.device = config, Path(run_dir), device
-        self.model = model.to(device)
+        # channels_last: mkldnn's convolutions run ~1.4x faster on CPU in NHWC (measured on the
+        # homework VAE, batch 32); it only changes the layout of 4-d weights, never the maths.
+        self.model = model.to(device, memory_format=torch.channels_last)
         self.train_set, self.val_set = train_set.to(device), val_set.to(device)
         self.progress_stream = progress_stream
         cfg = config.train
@@ -129,6 +131,11 @@ class Trainer:
         return True
 
     # --- one step -----------------------------------------------------------------------------
+    def _batch(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images gathered from the data set -> the model's float range, NHWC layout."""
+        batch = to_model_range(images, self.model.data_range)
+        return batch.contiguous(memory_format=torch.channels_last)
+
     def _only_train(self, optimizer: torch.optim.Optimizer) -> None:
         trainable = {id(p) for group in optimizer.param_groups for p in group["params"]}
         for p in self.model.parameters():
@@ -137,7 +144,7 @@ class Trainer:
     def train_step(self) -> dict[str, torch.Tensor]:
         """One batch through every phase; returns the detached losses of all phases."""
         indices = self.stream.next()
-        batch = to_model_range(self.train_set.images[indices], self.model.data_range)
+        batch = self._batch(self.train_set.images[indices])
         losses: dict[str, torch.Tensor] = {}
         for phase in self.phases:
             optimizer = self.optimizers[phase.optimizer]
@@ -160,14 +167,14 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         images = self.val_set.images
         for start in range(0, len(images), VAL_BATCH_SIZE):
-            batch = to_model_range(images[start:start + VAL_BATCH_SIZE], self.model.data_range)
+            batch = self._batch(images[start:start + VAL_BATCH_SIZE])
             for name, value in self.model.validation_losses(batch, generator).items():
                 sums[name] = sums.get(name, 0.0) + value.double() * len(batch)
         return {f"val/{name}": (total / len(images)).item() for name, total in sums.items()}
 
     @torch.no_grad()
     def grids(self) -> dict[str, torch.Tensor]:
-        val_batch = to_model_range(self.val_set.images[:NUM_GRID_IMAGES], self.model.data_range)
+        val_batch = self._batch(self.val_set.images[:NUM_GRID_IMAGES])
         images = self.model.logging_images(val_batch, self.fixed_latents)
         return {name: to_unit_range(value, self.model.data_range).cpu()
                 for name, value in images.items()}

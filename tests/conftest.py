@@ -1,0 +1,33 @@
+"""Shared test helpers: where the real shared MNIST is, and running the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+FASHION_MNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
+
+needs_shared_mnist = pytest.mark.skipif(
+    not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason=f"the shared MNIST test set is not at {SHARED_MNIST}")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_locations(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's real cache or $GENLAB_DATA."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("GENLAB_DATA", raising=False)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m genlab ARGS` in a fresh process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "genlab", *map(str, args)], cwd=cwd or REPO,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)

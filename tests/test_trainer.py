@@ -1,0 +1,191 @@
+"""The generic trainer: exact resume, logging without duplicates on resume, non-finite losses,
+and checkpoints that are atomic, verified and never unpickle code."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from genlab.data import load_split
+from genlab.errors import GenlabError
+from genlab.fsutil import atomic_save, atomic_write_bytes
+from genlab.models.vae import VAE
+from genlab.run import build_model, new_config
+from genlab.train.checkpoint import (CheckpointError, checkpoint_path, latest_checkpoint,
+                                     list_checkpoints, load_checkpoint)
+from genlab.train.logging import read_scalars
+from genlab.train.trainer import NonFiniteLossError, Trainer
+
+SETTINGS = dict(dataset="digits", latent_dim=10, batch_size=64, logging_steps=5, seed=7)
+
+
+def make_trainer(run_dir: Path, steps: int, saving: int, model_cls=None, **extra) -> Trainer:
+    config = new_config("vae", {**SETTINGS, "num_training_steps": steps, "saving_steps": saving,
+                                **extra})
+    train = load_split(config.data, "train")
+    val = load_split(config.data, "test")
+    config.image_shape = train.image_shape
+    model = build_model(config)
+    if model_cls is not None:  # same weights, different behaviour
+        swapped = model_cls(config.model_config, config.image_shape)
+        swapped.load_state_dict(model.state_dict())
+        model = swapped
+    trainer = Trainer(config, run_dir, model, train, val, torch.device("cpu"))
+    trainer.resume(warn=lambda message: None)
+    return trainer
+
+
+def final_state(run_dir: Path) -> dict:
+    payload, _ = latest_checkpoint(run_dir, warn=pytest.fail)
+    return payload
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a["step"] == b["step"]
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for name, opt in a["optimizers"].items():
+        for pid, state in opt["state"].items():
+            for key, value in state.items():
+                assert torch.equal(value, b["optimizers"][name]["state"][pid][key]), (pid, key)
+    assert a["data_order"] == b["data_order"]
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_stopped_and_resumed_run_ends_bit_for_bit_like_a_straight_one(tmp_path):
+    # 64-image batches over 1,500 digits: step 40 is past an epoch boundary (23.4 steps).
+    make_trainer(tmp_path / "straight", 40, 20).fit()
+    make_trainer(tmp_path / "resumed", 20, 20).fit()
+    resumed = make_trainer(tmp_path / "resumed", 40, 20)
+    assert resumed.step == 20
+    resumed.fit()
+    assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "resumed"))
+    straight_log = [{k: v for k, v in r.items() if k != "time"}
+                    for r in read_scalars(tmp_path / "straight")]
+    resumed_log = [{k: v for k, v in r.items() if k != "time"}
+                   for r in read_scalars(tmp_path / "resumed")]
+    assert straight_log == resumed_log
+    assert [s for s, _ in list_checkpoints(tmp_path / "resumed")] == [20, 40]
+
+
+def test_resume_after_a_crash_drops_the_dead_process_logs(tmp_path):
+    run = tmp_path / "run"
+    make_trainer(run, 30, 20).fit()  # checkpoints 20 and 30, logs up to 30
+    for suffix in (".pt", ".json"):  # as if the process died after step 30 before saving
+        checkpoint_path(run, 30).with_suffix(suffix).unlink()
+    make_trainer(run, 30, 20).fit()
+    steps = [r["step"] for r in read_scalars(run) if "train/loss" in r]
+    assert steps == [5, 10, 15, 20, 25, 30]
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == steps
+    assert [e.step for e in events.Scalars("val/loss")] == [20, 30]
+
+
+class ExplodingVAE(VAE):
+    """The homework VAE whose KL turns infinite on the 13th training step."""
+
+    calls = 0
+
+    def losses(self, x, generator=None):
+        out = super().losses(x, generator)
+        if generator is None:  # training, not validation
+            self.calls += 1
+            if self.calls == 13:
+                out["kl"] = out["kl"] * float("inf")
+                out["loss"] = out["rec"] + out["kl"]
+        return out
+
+
+def test_non_finite_loss_stops_naming_step_and_loss_and_keeps_the_good_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, 30, 10, model_cls=ExplodingVAE)
+    with pytest.raises(NonFiniteLossError) as err:
+        trainer.fit()
+    message = str(err.value)
+    assert "step 13" in message and "train/loss is inf" in message
+    assert "step-00000010.pt" in message
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [10]
+    assert load_checkpoint(checkpoint_path(tmp_path, 10))["step"] == 10
+
+
+def test_damaged_latest_checkpoint_is_reported_and_the_previous_used(tmp_path):
+    make_trainer(tmp_path, 20, 10).fit()
+    latest = checkpoint_path(tmp_path, 20)
+    data = bytearray(latest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    latest.write_bytes(bytes(data))
+    warnings = []
+    payload, path = latest_checkpoint(tmp_path, warn=warnings.append)
+    assert payload["step"] == 10 and path == checkpoint_path(tmp_path, 10)
+    assert len(warnings) == 1 and str(latest) in warnings[0] and "damaged" in warnings[0]
+    assert make_trainer(tmp_path, 20, 10).step == 10  # a resumed run goes on from there
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+    make_trainer(tmp_path, 10, 10).fit()
+    marker = tmp_path / "pwned"
+    path = checkpoint_path(tmp_path, 10)
+    payload = load_checkpoint(path)
+    payload["config"] = _RunsCode(marker)
+    atomic_save(path, lambda handle: torch.save(payload, handle))
+    meta = json.loads(path.with_suffix(".json").read_text())
+    data = path.read_bytes()
+    import hashlib
+    meta.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="refuses to unpickle"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_atomic_write_keeps_the_old_file_on_failure_and_reports_a_full_disk(tmp_path):
+    target = tmp_path / "state.bin"
+    atomic_write_bytes(target, b"old")
+
+    def dies_halfway(handle):
+        handle.write(b"new but half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_save(target, dies_halfway)
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["state.bin"]
+
+    def disk_full(handle):
+        handle.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(GenlabError, match="disk is full while writing .*state.bin"):
+        atomic_save(target, disk_full)
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["state.bin"]
+
+
+def test_saving_writes_grids_beside_each_checkpoint_and_fixed_latents(tmp_path):
+    make_trainer(tmp_path, 10, 5).fit()
+    folder = tmp_path / "checkpoints"
+    for step in (5, 10):
+        for name in ("val", "reconstructions", "samples"):
+            assert (folder / f"step-{step:08d}-{name}.png").is_file()
+    first, second = (load_checkpoint(checkpoint_path(tmp_path, s)) for s in (5, 10))
+    assert first["fixed_latents"].shape == (32, 10)
+    assert torch.equal(first["fixed_latents"], second["fixed_latents"])
+    assert json.loads(second["config"])["model_config"]["latent_dim"] == 10
+
+
+def test_keep_checkpoints_prunes_old_weights_but_keeps_grids(tmp_path):
+    make_trainer(tmp_path, 20, 5, keep_checkpoints=2).fit()
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [15, 20]
+    assert not checkpoint_path(tmp_path, 5).exists()
+    assert (tmp_path / "checkpoints" / "step-00000005-samples.png").is_file()
