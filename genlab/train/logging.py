@@ -39,6 +39,7 @@ class RunLogger:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
         self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / SCALARS_FILE
         if start_step and path.exists():
             kept = [r for r in read_scalars(self.run_dir) if r.get("step", 0) <= start_step]
