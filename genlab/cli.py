@@ -200,17 +200,17 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from genlab.data import load_split
-    from genlab.errors import DataError
+    from genlab.errors import DataError, DownloadError
 
-    dataset, why = "mnist", None
+    dataset, announce = "mnist", None
     try:
         load_split(DataConfig(dataset="mnist", download=not args.no_download), "train", log=_say)
     except DataError as exc:
-        dataset, why = "digits", str(exc)
-    announce = None
-    if why:
+        why = exc.reason if isinstance(exc, DownloadError) else "downloads are off"
+        dataset = "digits"
         announce = (f"MNIST is neither here nor downloadable ({why}); the demo runs on the 1,797 "
-                    "real 8x8 handwritten digits embedded in scikit-learn, resized to 32x32")
+                    "real 8x8 handwritten digits embedded in scikit-learn, resized to 32x32 "
+                    "(`genlab datasets` shows where MNIST is looked for)")
     settings = {"dataset": dataset, "num_training_steps": args.steps,
                 "saving_steps": max(1, args.steps // 4), "download": not args.no_download}
     run_dir = args.run_dir or str(Path("runs") / f"demo-vae-{dataset}")

@@ -16,4 +16,11 @@ class DataError(GenlabError):
 
 
 class DownloadError(DataError):
-    """A file could not be downloaded or failed its checksum on every mirror."""
+    """A file could not be downloaded or failed its checksum on every mirror.
+
+    `reason` is the last mirror's failure alone (no advice), for callers that wrap the error.
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message

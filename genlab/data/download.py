@@ -256,5 +256,6 @@ def download(
     n = len(mirrors)
     raise DownloadError(
         f"Could not download {target} (tried {n} mirror{'s' if n != 1 else ''}; the last failed with "
-        f"{reason}); place the file in {dest} yourself."
+        f"{reason}); place the file in {dest} yourself.",
+        reason=reason,
     )

@@ -144,8 +144,9 @@ def fetch_split(spec: IDXDataset, split: str, data_dir: str | None, *,
             paths.append(download(remote, mirrors or spec.mirrors, target, log=log))
         except DownloadError as exc:
             raise DownloadError(f"{spec.name} {split} split not found (looked in {looked}) and "
-                                f"the download failed ({exc}); without network, put {names} in "
-                                f"{target} or pass --data-dir (README: 'Data offline')") from None
+                                f"the download failed ({exc.reason}); without network, put "
+                                f"{names} in {target} or pass --data-dir (README: 'Data "
+                                "offline')", reason=exc.reason) from None
     return paths[0], paths[1]
 
 
