@@ -50,9 +50,7 @@ Usage:  .venv/bin/python benchmarks/train_throughput.py [--steps 500] [--batch-s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -268,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
             trainer = make_trainer(dataset, data_dir, split, train_set, args.steps,
                                    args.batch_size, SEED, Path(tmp) / f"steps-{r}")
             seconds = genlab_run(trainer, args.steps)
+            trainer.progress_stream.close()
             genlab_rates.append(args.steps * args.batch_size / seconds)
             print(f"  round {r + 1}: baseline {base_rates[-1]:.0f} images/s, "
                   f"genlab {genlab_rates[-1]:.0f} images/s", flush=True)
@@ -282,8 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         result = trainer.fit()
         fit_seconds = time.perf_counter() - start
-        with contextlib.suppress(Exception):
-            trainer.progress_stream.close()
+        trainer.progress_stream.close()
         if result.step != args.steps or result.checkpoint is None:
             raise SystemExit(f"genlab fit() stopped at step {result.step} with checkpoint "
                              f"{result.checkpoint}; expected step {args.steps} and one checkpoint")
