@@ -33,7 +33,7 @@ def make_trainer(run_dir: Path, steps: int, saving: int, model_cls=None, **extra
     model = build_model(config)
     if model_cls is not None:  # same weights, different behaviour
         swapped = model_cls(config.model_config, config.image_shape)
-        swapped.load_state_dict(model.state_dict())
+        swapped.load_state_dict(model.state_dict(), strict=False)  # extra layers keep their init
         model = swapped
     trainer = Trainer(config, run_dir, model, train, val, torch.device("cpu"))
     trainer.resume(warn=lambda message: None)
@@ -189,3 +189,25 @@ def test_keep_checkpoints_prunes_old_weights_but_keeps_grids(tmp_path):
     assert [s for s, _ in list_checkpoints(tmp_path)] == [15, 20]
     assert not checkpoint_path(tmp_path, 5).exists()
     assert (tmp_path / "checkpoints" / "step-00000005-samples.png").is_file()
+
+
+class BatchNormVAE(VAE):
+    """The homework VAE with a BatchNorm layer, like the GANs to come."""
+
+    def __init__(self, config, image_shape):
+        super().__init__(config, image_shape)
+        self.encoder.enc1 = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3, 1, 1),
+                                                torch.nn.BatchNorm2d(16), torch.nn.ReLU())
+
+
+def test_validation_and_grids_leave_the_training_state_alone(tmp_path):
+    trainer = make_trainer(tmp_path, 10, 10, model_cls=BatchNormVAE)
+    trainer.train_step()  # running statistics move away from their initial values
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    rng = torch.get_rng_state()
+    assert trainer.validate()["val/loss"] > 0
+    assert set(trainer.grids()) == {"val", "reconstructions", "samples"}
+    assert trainer.model.training
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm buffers included
+    assert torch.equal(rng, torch.get_rng_state())

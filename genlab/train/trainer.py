@@ -159,33 +159,40 @@ class Trainer:
         return losses
 
     # --- validation, grids, checkpoints -------------------------------------------------------
-    @torch.no_grad()
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Eval mode and no gradients: validation and grids never touch the training state
+        (BatchNorm running statistics included), so where they happen cannot change a run."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.model.train(was_training)
+
     def validate(self) -> dict[str, float]:
         """Validation losses averaged over the whole validation split (fixed noise, so the
         curve moves only when the model does)."""
         generator = torch.Generator(self.device).manual_seed(self.config.train.seed)
         sums: dict[str, torch.Tensor] = {}
         images = self.val_set.images
-        for start in range(0, len(images), VAL_BATCH_SIZE):
-            batch = self._batch(images[start:start + VAL_BATCH_SIZE])
-            for name, value in self.model.validation_losses(batch, generator).items():
-                sums[name] = sums.get(name, 0.0) + value.double() * len(batch)
+        with self._evaluating():
+            for start in range(0, len(images), VAL_BATCH_SIZE):
+                batch = self._batch(images[start:start + VAL_BATCH_SIZE])
+                for name, value in self.model.validation_losses(batch, generator).items():
+                    sums[name] = sums.get(name, 0.0) + value.double() * len(batch)
         return {f"val/{name}": (total / len(images)).item() for name, total in sums.items()}
 
-    @torch.no_grad()
     def grids(self) -> dict[str, torch.Tensor]:
         val_batch = self._batch(self.val_set.images[:NUM_GRID_IMAGES])
-        images = self.model.logging_images(val_batch, self.fixed_latents)
+        with self._evaluating():
+            images = self.model.logging_images(val_batch, self.fixed_latents)
         return {name: to_unit_range(value, self.model.data_range).cpu()
                 for name, value in images.items()}
 
     def save(self, logger: RunLogger) -> Path:
-        self.model.eval()
-        try:
-            val = self.validate()
-            grids = self.grids()
-        finally:
-            self.model.train()
+        val, grids = self.validate(), self.grids()
         if val:
             logger.scalars(self.step, val)
         logger.images(self.step, grids)
