@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import TextIO
@@ -25,8 +26,11 @@ class Progress:
         self.t0 = self.last_line = time.perf_counter()
         self.bar = None
         if getattr(self.stream, "isatty", lambda: False)():
+            # A pty that reports a 0x0 size (some CI runners, `script`) makes tqdm hide the bar.
+            sized = shutil.get_terminal_size((0, 0)).columns > 0
             self.bar = tqdm(total=total, initial=start, unit="step", file=self.stream,
-                            dynamic_ncols=True, smoothing=0.05)
+                            dynamic_ncols=sized, ncols=None if sized else 80,
+                            nrows=None if sized else 24, smoothing=0.05)
 
     def images_per_second(self) -> float:
         elapsed = time.perf_counter() - self.t0
