@@ -13,14 +13,31 @@ from typing import IO, Callable, Iterator
 from genlab.errors import GenlabError
 
 
-def _fsync_dir(directory: Path) -> None:
-    # The rename is only durable once the directory entry is on disk; not every OS allows it.
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable; best effort (not every OS or filesystem allows it)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _umask() -> int:
+    """The process umask, read without os.umask() (which would briefly change it for all threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022  # the usual default where /proc is not available
+
+
+def new_file_mode() -> int:
+    """The mode open() would give a new file (0666 less the umask); mkstemp's files are 0600."""
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -35,6 +52,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -48,7 +66,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
                 "intact, free some space and run the same command again"
             ) from None
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -211,3 +211,15 @@ def test_validation_and_grids_leave_the_training_state_alone(tmp_path):
     after = trainer.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm buffers included
     assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_written_files_get_the_normal_mode_not_mkstemps_private_one(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        make_trainer(tmp_path, 5, 5).fit()
+    finally:
+        os.umask(previous)
+    for path in [tmp_path / "checkpoints" / "step-00000005.pt",
+                 tmp_path / "checkpoints" / "step-00000005.json",
+                 tmp_path / "checkpoints" / "step-00000005-samples.png"]:
+        assert path.stat().st_mode & 0o777 == 0o644, path

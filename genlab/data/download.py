@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genlab.errors import DownloadError
+from genlab.fsutil import fsync_dir, new_file_mode
 
 __all__ = ["RemoteFile", "md5_of", "download"]
 
@@ -141,32 +142,6 @@ def _stream(url: str, out, md5: str, timeout: float) -> str | None:
     return None
 
 
-def _umask() -> int:
-    """The process umask, read without os.umask() (which would briefly change it for all threads)."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022  # the usual default where /proc is not available
-
-
-def _fsync_dir(path: Path) -> None:
-    """Persist the rename itself; best effort (not possible on Windows or some filesystems)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _try_mirror(url: str, remote: RemoteFile, dest: Path, timeout: float) -> str | None:
     """One try: download to a temp file in dest, and rename it into place if it checks out."""
     try:
@@ -181,7 +156,7 @@ def _try_mirror(url: str, remote: RemoteFile, dest: Path, timeout: float) -> str
             if reason is None:
                 try:
                     # mkstemp makes the file 0600; give it the mode an ordinary new file gets.
-                    os.chmod(tmp, 0o666 & ~_umask())
+                    os.chmod(tmp, new_file_mode())
                     out.flush()
                     os.fsync(out.fileno())
                 except OSError as e:
@@ -193,7 +168,7 @@ def _try_mirror(url: str, remote: RemoteFile, dest: Path, timeout: float) -> str
         except OSError as e:
             raise _LocalWriteError(e) from e
         placed = True
-        _fsync_dir(dest)
+        fsync_dir(dest)
         return None
     finally:
         # Runs on failure, on errors and on KeyboardInterrupt alike: never leave a .part behind.
