@@ -82,7 +82,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict
         else:
             if kind is int:
                 kwargs["type"] = (_positive_int if meta.get("positive") else
-                                  _non_negative_int if field.name.startswith("keep") else _int)
+                                  _non_negative_int if meta.get("non_negative") else _int)
             elif kind is float:
                 kwargs["type"] = _positive_float
             kwargs["metavar"] = field.name.split("_")[-1].upper()

@@ -17,15 +17,17 @@ from genlab import __version__
 from genlab.errors import GenlabError
 
 
-def option(default: Any, help: str, *, positive: bool = False, choices: tuple | None = None,
-           aliases: tuple[str, ...] = (), resumable: bool = False) -> Any:
+def option(default: Any, help: str, *, positive: bool = False, non_negative: bool = False,
+           choices: tuple | None = None, aliases: tuple[str, ...] = (),
+           resumable: bool = False) -> Any:
     """A config field that is also a CLI flag.
 
-    positive: the value must be > 0 (ints and floats). resumable: the flag may change when a run
-    resumes (how long or how often; never what is trained or how).
+    positive / non_negative: the value must be > 0 / >= 0. resumable: the flag may change when a
+    run resumes (how long or how often; never what is trained or how).
     """
-    return field(default=default, metadata=dict(help=help, positive=positive, choices=choices,
-                                                aliases=aliases, resumable=resumable))
+    return field(default=default, metadata=dict(
+        help=help, positive=positive, non_negative=non_negative, choices=choices,
+        aliases=aliases, resumable=resumable))
 
 
 @dataclass
@@ -52,7 +54,7 @@ class TrainConfig:
     saving_steps: int = option(1000, "validate, log image grids and checkpoint every this many steps",
                                positive=True, resumable=True)
     keep_checkpoints: int = option(0, "keep only the newest K checkpoints' weights (0 keeps all)",
-                                   resumable=True)
+                                   non_negative=True, resumable=True)
     seed: int = option(0, "seed for initialisation, data order and sampling")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (a GPU when there is one)",
                          resumable=True)
