@@ -99,7 +99,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches_a_straight_one(tm
     (["--dataset", "cifar10"], ["--dataset", "invalid choice: 'cifar10'"]),
     (["--arch", "resnet"], ["--arch", "invalid choice"]),
     (["--steps", "ten"], ["--steps", "expected a positive integer"]),
-    (["--keep-checkpoints", "-1"], ["--keep-checkpoints", "must be >= 0, got -1"]),
+    (["--keep-checkpoints", "-1"], ["--keep-checkpoints", "must be an integer >= 0, got -1"]),
     (["--data-dir", "/nonexistent/mnist"], ["--data-dir /nonexistent/mnist does not exist"]),
     (["--train-split", "validation"], ["no split 'validation'"]),
     (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "tpu"],
