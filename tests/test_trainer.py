@@ -3,6 +3,7 @@ and checkpoints that are atomic, verified and never unpickle code."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from genlab.data import load_split
 from genlab.errors import GenlabError
 from genlab.fsutil import atomic_save, atomic_write_bytes
+from genlab.models.base import Phase
 from genlab.models.vae import VAE
 from genlab.run import build_model, new_config
 from genlab.train.checkpoint import (CheckpointError, checkpoint_path, latest_checkpoint,
@@ -143,7 +145,6 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     atomic_save(path, lambda handle: torch.save(payload, handle))
     meta = json.loads(path.with_suffix(".json").read_text())
     data = path.read_bytes()
-    import hashlib
     meta.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="refuses to unpickle"):
@@ -223,3 +224,39 @@ def test_written_files_get_the_normal_mode_not_mkstemps_private_one(tmp_path):
                  tmp_path / "checkpoints" / "step-00000005.json",
                  tmp_path / "checkpoints" / "step-00000005-samples.png"]:
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+class TwoPhaseVAE(VAE):
+    """Encoder and decoder trained by separate optimisers in separate phases, as a GAN's D and G."""
+
+    def optimizers(self, train):
+        return {"enc": torch.optim.Adam(self.encoder.parameters(), lr=train.learning_rate),
+                "dec": torch.optim.Adam(self.decoder.parameters(), lr=train.learning_rate)}
+
+    def phases(self):
+        return [Phase("encoder", "enc", self._phase_loss("encoder"), minimise="encoder_loss"),
+                Phase("decoder", "dec", self._phase_loss("decoder"), minimise="decoder_loss")]
+
+    def _phase_loss(self, name):
+        def loss(x):
+            self.trainable_during[name] = {
+                part: {p.requires_grad for p in getattr(self, part).parameters()}
+                for part in ("encoder", "decoder")}
+            return {f"{name}_loss": self.losses(x)["loss"]}
+        return loss
+
+
+def test_each_phase_trains_only_its_optimizers_parameters(tmp_path):
+    trainer = make_trainer(tmp_path, 5, 5, model_cls=TwoPhaseVAE)
+    model = trainer.model
+    model.trainable_during = {}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    losses = trainer.train_step()
+    assert set(losses) == {"encoder_loss", "decoder_loss"}
+    assert model.trainable_during == {
+        "encoder": {"encoder": {True}, "decoder": {False}},
+        "decoder": {"encoder": {False}, "decoder": {True}}}
+    # The encoder's gradient flowed through the frozen decoder; both sides stepped.
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    after = model.state_dict()
+    assert all(not torch.equal(before[k], after[k]) for k in before)

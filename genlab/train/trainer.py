@@ -19,7 +19,7 @@ from genlab.config import RunConfig
 from genlab.data.memory import BatchStream, ImageSet
 from genlab.data.transforms import to_model_range, to_unit_range
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, Phase
 from genlab.train.checkpoint import latest_checkpoint, prune_checkpoints, save_checkpoint
 from genlab.train.logging import RunLogger
 from genlab.train.progress import Progress
@@ -93,6 +93,10 @@ class Trainer:
         cfg = config.train
         self.optimizers = self.model.optimizers(cfg)
         self.phases = self.model.phases()
+        # Worked out once, not every step: with several phases, parameters outside a phase's
+        # optimizer get no gradient (and cost none) during that phase.
+        self._phase_trainable = ({phase.name: self._trainable_flags(phase) for phase in self.phases}
+                                 if len(self.phases) > 1 else {})
         self.stream = BatchStream(len(self.train_set), cfg.batch_size, cfg.seed, device)
         # Drawn on the CPU so the grid shows the same latents whatever the device.
         generator = torch.Generator().manual_seed(cfg.seed + 1)
@@ -136,10 +140,14 @@ class Trainer:
         batch = to_model_range(images, self.model.data_range)
         return batch.contiguous(memory_format=torch.channels_last)
 
-    def _only_train(self, optimizer: torch.optim.Optimizer) -> None:
-        trainable = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        for p in self.model.parameters():
-            p.requires_grad_(id(p) in trainable)
+    def _trainable_flags(self, phase: Phase) -> list[tuple[torch.nn.Parameter, bool]]:
+        optimizer = self.optimizers[phase.optimizer]
+        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        return [(p, id(p) in owned) for p in self.model.parameters()]
+
+    def _only_train(self, phase_name: str) -> None:
+        for parameter, trainable in self._phase_trainable[phase_name]:
+            parameter.requires_grad_(trainable)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One batch through every phase; returns the detached losses of all phases."""
@@ -148,8 +156,8 @@ class Trainer:
         losses: dict[str, torch.Tensor] = {}
         for phase in self.phases:
             optimizer = self.optimizers[phase.optimizer]
-            if len(self.phases) > 1:
-                self._only_train(optimizer)
+            if self._phase_trainable:
+                self._only_train(phase.name)
             optimizer.zero_grad(set_to_none=True)
             out = phase.loss(batch)
             out[phase.minimise].backward()
