@@ -14,21 +14,17 @@ from genlab.data.memory import ImageSet
 from genlab.data.transforms import resize_uint8
 
 TRAIN_COUNT = 1500
-COUNTS = {"train": TRAIN_COUNT, "test": 1797 - TRAIN_COUNT}
+PARTS = {"train": slice(0, TRAIN_COUNT), "test": slice(TRAIN_COUNT, 1797)}
+COUNTS = {split: part.stop - part.start for split, part in PARTS.items()}
 
 
 def load_digits_split(split: str, image_size: int) -> ImageSet:
     from sklearn.datasets import load_digits  # imported lazily: sklearn is slow to import
 
-    from genlab.errors import DataError
-
-    if split not in COUNTS:
-        raise DataError(f"digits has no split {split!r}; choose train or test with "
-                        "--train-split/--val-split")
+    part = PARTS[split]  # the registry (genlab.data.load_split) has checked the name
     digits = load_digits()
     pixels = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8), 0..255
     labels = digits.target.astype(np.int64)
-    part = slice(0, TRAIN_COUNT) if split == "train" else slice(TRAIN_COUNT, None)
     images = torch.from_numpy(pixels[part]).unsqueeze(1)  # (N, 1, 8, 8)
     return ImageSet(images=resize_uint8(images, image_size), labels=torch.from_numpy(labels[part]),
                     dataset="digits", split=split, source="scikit-learn (embedded)")

@@ -29,10 +29,6 @@ class IDXDataset:
     mirrors: tuple[str, ...]
     system_dirs: tuple[Path, ...] = field(default_factory=tuple)  # searched last, e.g. Debian's
 
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self.files)
-
 
 def _remote_pairs(checksums: dict[str, str]) -> dict[str, tuple[RemoteFile, RemoteFile]]:
     prefix = {"train": "train", "test": "t10k"}
@@ -153,9 +149,6 @@ def fetch_split(spec: IDXDataset, split: str, data_dir: str | None, *,
 def load_idx_split(spec: IDXDataset, split: str, data_dir: str | None, image_size: int, *,
                    allow_download: bool = True,
                    log: Callable[[str], None] | None = None) -> ImageSet:
-    if split not in spec.files:
-        raise DataError(f"{spec.name} has no split {split!r}; choose one of "
-                        f"{', '.join(spec.splits)} with --train-split/--val-split")
     images_path, labels_path = fetch_split(spec, split, data_dir, allow_download=allow_download,
                                            log=log)
     images, labels = read_idx_pair(images_path, labels_path, count=spec.counts[split])
