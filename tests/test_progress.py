@@ -5,8 +5,27 @@ from __future__ import annotations
 import io
 import os
 import pty
+import select
 
 from genlab.train.progress import Progress
+
+
+def _drain(master: int, timeout: float = 10.0) -> bytes:
+    """Everything written to a pty whose slave side is closed. The kernel hands pty output to
+    the master asynchronously, so one read can come back short; read until EOF (EIO on Linux)."""
+    chunks = []
+    try:
+        while select.select([master], [], [], timeout)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the slave is closed and everything has been read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+    return b"".join(chunks)
 
 
 def test_plain_lines_when_not_a_terminal():
@@ -29,6 +48,5 @@ def test_live_bar_on_a_terminal_even_one_reporting_no_size():
             progress.advance()
         progress.loss(99.0)
         progress.close()
-    output = os.read(master, 65536).decode(errors="replace")
-    os.close(master)
+    output = _drain(master).decode(errors="replace")
     assert "10/10" in output and "step" in output and "loss=99" in output and "img_s" in output
