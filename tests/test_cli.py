@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import REPO, SHARED_MNIST, needs_shared_mnist, run_cli
 from genlab.train.checkpoint import latest_checkpoint, list_checkpoints
 
-TINY = ["--dataset", "digits", "--latent-dim", "10", "--logging-steps", "5"]
+TINY = ["--dataset", "digits", "--latent-dim", "10", "--logging-steps", "5", "--fid-samples", "0"]
 
 
 def assert_one_sentence_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -34,7 +34,7 @@ def test_issue_example_logs_six_curves_three_grids_checkpoints_and_resumes(tmp_p
     run = tmp_path / "R"
     common = ["train", "vae", "--dataset", "mnist", "--data-dir", SHARED_MNIST,
               "--train-split", "test", "--saving-steps", "30", "--logging-steps", "10",
-              "--run-dir", run]
+              "--fid-samples", "0", "--run-dir", run]
     first = run_cli(*common, "--num-training-steps", "60")
     assert first.returncode == 0, first.stderr
     assert [s for s, _ in list_checkpoints(run)] == [30, 60]
@@ -161,15 +161,16 @@ def test_datasets_lists_what_is_found_where(tmp_path):
 
 
 def test_demo_falls_back_to_the_embedded_digits_and_says_so(tmp_path):
-    result = run_cli("demo", "--no-download", "--steps", "20", cwd=tmp_path)
+    result = run_cli("demo", "--no-download", "--steps", "20", "--fid-samples", "0",
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "1,797 real 8x8 handwritten digits" in result.stderr
     samples = tmp_path / "runs" / "demo-vae-digits" / "checkpoints" / "step-00000020-samples.png"
     assert samples.is_file() and f"samples:     runs/demo-vae-digits" in result.stdout
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["train", "vae"], ["sample"], ["datasets"],
-                                     ["demo"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["train", "vae"], ["eval"], ["fid"],
+                                     ["sample"], ["datasets"], ["demo"]])
 def test_help_for_every_command(command):
     result = run_cli(*command, "--help")
     assert result.returncode == 0 and "usage: genlab" in result.stdout

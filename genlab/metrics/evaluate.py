@@ -43,18 +43,43 @@ def check_ready(eval_cfg: EvalConfig, device: torch.device) -> None:
         verify_weights(find_weights(eval_cfg.inception_weights))
 
 
-def _progress(total: int, what: str):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=what, unit="img", disable=None, leave=False, file=sys.stderr,
-                dynamic_ncols=True)
+class _Progress:
+    """A tqdm bar on a terminal; otherwise a plain line every 30 s (FID takes minutes on a CPU)."""
+
+    EVERY = 30.0
+
+    def __init__(self, total: int, what: str):
+        from tqdm import tqdm
+
+        self.total, self.what, self.done = total, what, 0
+        self.start = self.last = time.monotonic()
+        self.bar = (tqdm(total=total, desc=what, unit="img", leave=False, file=sys.stderr,
+                         dynamic_ncols=True) if sys.stderr.isatty() else None)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.monotonic() - self.last >= self.EVERY and self.done < self.total:
+            self.last = time.monotonic()
+            rate = self.done / (self.last - self.start)
+            print(f"FID: {self.done}/{self.total} {self.what} images ({rate:.1f} images/s)",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def extract(extractor: InceptionFeatures, batches: Iterable[torch.Tensor], total: int,
             what: str) -> FeatureStats:
     stats = FeatureStats(NUM_FEATURES)
-    with _progress(total, what) as bar:
-        for features in extractor.stream(batches, bar.update):
+    progress = _Progress(total, what)
+    try:
+        for features in extractor.stream(batches, progress.update):
             stats.update(features)
+    finally:
+        progress.close()
     return stats
 
 
