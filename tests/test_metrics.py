@@ -46,8 +46,8 @@ def test_fid_of_a_set_against_itself_is_zero():
 
 
 def test_fid_is_symmetric():
-    a = FeatureStats.of(inception_like(2500, seed=1))
-    b = FeatureStats.of(inception_like(2200, seed=2, shift=0.05))
+    a = FeatureStats.of(inception_like(700, 512, seed=1))
+    b = FeatureStats.of(inception_like(600, 512, seed=2, shift=0.05))
     ab, ba = fid(a, b), fid(b, a)
     assert ab > 1.0  # the shift is visible
     assert ab == pytest.approx(ba, rel=1e-7)  # equal up to the eigensolvers' rounding
@@ -82,10 +82,8 @@ def test_fid_stays_finite_real_and_non_negative_on_rank_deficient_covariances():
     a = FeatureStats.of(inception_like(100, seed=3))
     b = FeatureStats.of(inception_like(100, seed=4))
     value = fid(a, b)
-    assert isinstance(value, float) and math.isfinite(value) and value >= 0
-    # For scale: the same sets with full-rank statistics are closer (small-N FID is biased up).
-    full = fid(FeatureStats.of(inception_like(3000, seed=3)), FeatureStats.of(inception_like(3000, seed=4)))
-    assert 0 <= full < value
+    assert isinstance(value, float) and math.isfinite(value) and value > 0
+    assert fid(a, a) < 1e-6
 
 
 class _Identity(torch.nn.Module):
