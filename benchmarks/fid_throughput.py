@@ -9,7 +9,7 @@ the same uint8 images, in one process, with the same preprocessing (grey x3, bil
 * naive -- what a script written from the package's README does: ``torch.jit.load``, fp32,
   the default NCHW layout, batches of 32, under ``torch.no_grad()``.
 * genlab -- ``genlab.metrics.inception.InceptionFeatures`` as `genlab eval` uses it: batches of
-  50, ``torch.inference_mode()``, channels_last input and weights, fp32; and again with
+  8 on a CPU (64 on a GPU), ``torch.inference_mode()``, channels_last input and weights, fp32; and again with
   ``--fid-precision bf16`` (bfloat16 autocast) where the CPU or GPU supports it.
 
 Why it is fair

