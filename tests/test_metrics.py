@@ -166,7 +166,7 @@ def test_cache_round_trip_and_never_for_other_inputs(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
     warnings_seen: list[str] = []
     features = inception_like(10, 2048)
-    path = cache.save_cached(KEY, "mnist-test", features)
+    path = cache.save_cached(KEY, "mnist-test", features, warnings_seen.append)
     assert path.parent == tmp_path and not list(tmp_path.glob("*.tmp*"))
     assert torch.equal(cache.load_cached(KEY, "mnist-test", warnings_seen.append), features)
     assert cache.load_cached({**KEY, "precision": "bf16"}, "mnist-test", warnings_seen.append) is None
@@ -180,7 +180,7 @@ def test_cache_round_trip_and_never_for_other_inputs(tmp_path, monkeypatch):
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "tamper"])
 def test_a_corrupt_cache_file_is_recomputed_not_trusted(tmp_path, monkeypatch, damage):
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
-    path = cache.save_cached(KEY, "mnist-test", inception_like(10, 2048))
+    path = cache.save_cached(KEY, "mnist-test", inception_like(10, 2048), print)
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[:1000])
     elif damage == "garbage":
@@ -192,3 +192,23 @@ def test_a_corrupt_cache_file_is_recomputed_not_trusted(tmp_path, monkeypatch, d
     seen: list[str] = []
     assert cache.load_cached(KEY, "mnist-test", seen.append) is None
     assert seen and str(path) in seen[0]
+
+
+def test_an_unwritable_cache_warns_and_the_score_goes_on(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(cache.CACHE_ENV, str(blocker / "cache"))
+    seen: list[str] = []
+    assert cache.save_cached(KEY, "mnist-test", inception_like(10, 2048), seen.append) is None
+    assert len(seen) == 1 and "cannot cache the reference features" in seen[0]
+    assert "GENLAB_FID_CACHE" in seen[0]
+
+
+def test_a_record_that_cannot_be_written_stops_with_the_score_in_the_sentence(tmp_path):
+    from genlab.errors import GenlabError
+    from genlab.metrics.evaluate import append_record, metrics_path
+
+    checkpoint = tmp_path / "step-00000020.pt"
+    metrics_path(checkpoint).mkdir()  # a folder where the JSONL file should be
+    with pytest.raises(GenlabError, match=r"cannot write .*step-00000020-metrics.jsonl .*FID 12.3400"):
+        append_record(checkpoint, {"fid": 12.34, "kid": 0.01})

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from genlab.data.mnist import user_cache_dir
+from genlab.errors import GenlabError
 from genlab.fsutil import atomic_save
 
 CACHE_ENV = "GENLAB_FID_CACHE"
@@ -61,11 +62,18 @@ def load_cached(fields: dict, label: str, warn: Callable[[str], None]) -> torch.
     return features
 
 
-def save_cached(fields: dict, label: str, features: torch.Tensor) -> Path:
+def save_cached(fields: dict, label: str, features: torch.Tensor,
+                warn: Callable[[str], None]) -> Path | None:
+    """Store the features; a cache that cannot be written costs time next run, not this score."""
     path = cache_path(fields, label)
-    path.parent.mkdir(parents=True, exist_ok=True)
     features = features.to("cpu", torch.float32).contiguous()
     payload = {"key": cache_key(fields), "fields": json.dumps(fields, sort_keys=True),
                "features": features, "checksum": _checksum(features)}
-    atomic_save(path, lambda handle: torch.save(payload, handle))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save(path, lambda handle: torch.save(payload, handle))
+    except (OSError, GenlabError) as exc:
+        warn(f"cannot cache the reference features in {path.parent} ({exc}); they will be "
+             f"computed again next time (set ${CACHE_ENV} to a writable folder)")
+        return None
     return path

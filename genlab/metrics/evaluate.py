@@ -132,7 +132,7 @@ def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFe
         log(f"FID: computing the features of {n} real {data.dataset}/{split} images (cached for "
             "next time)")
         features = extract(extractor, chosen.split(extractor.batch_size), n, "real").features
-        cache.save_cached(key_fields, label, features)
+        cache.save_cached(key_fields, label, features, warn)
     else:
         log(f"FID: using the cached features of {n} real {data.dataset}/{split} images")
     return FeatureStats.of(features), reference
@@ -172,10 +172,15 @@ def read_records(checkpoint: Path) -> list[dict]:
 
 def append_record(checkpoint: Path, record: dict) -> Path:
     path = metrics_path(checkpoint)
-    with open(path, "a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise GenlabError(f"cannot write {path} ({exc.strerror}); the score was FID "
+                          f"{record['fid']:.4f}, KID {record['kid']:.6f}; make the run folder "
+                          "writable and run `genlab eval` again") from None
     return path
 
 
