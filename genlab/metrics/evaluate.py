@@ -30,6 +30,7 @@ from genlab.metrics import cache, kid
 from genlab.metrics.fid import fid
 from genlab.metrics.inception import NUM_FEATURES, InceptionFeatures, check_precision, find_weights, verify_weights
 from genlab.metrics.stats import FULL_RANK_SAMPLES, FeatureStats
+from genlab.models.base import evaluating
 
 REFERENCE_SEED = 0       # which real images are chosen: randperm(seed 0)[:N]
 GENERATE_BATCH = 250
@@ -88,23 +89,12 @@ def quantize(images: torch.Tensor) -> torch.Tensor:
     return images.mul(255).round_().clamp_(0, 255).to(torch.uint8)
 
 
-@contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()  # BatchNorm uses its running statistics and is left untouched
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
 def generated_images(model, n: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
     """n samples as uint8 batches; latents drawn on the CPU, so the same on any device."""
     generator = torch.Generator().manual_seed(seed)
     for start in range(0, n, GENERATE_BATCH):
         count = min(GENERATE_BATCH, n - start)
-        with _eval_mode(model):
+        with evaluating(model):
             latents = model.sample_latents(count, generator).to(device)
             images = to_unit_range(model.decode(latents), model.data_range)
         yield quantize(images)

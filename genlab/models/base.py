@@ -3,8 +3,9 @@ how to validate, decode and show itself. The trainer never asks which model it i
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -12,6 +13,20 @@ from torch import nn
 from genlab.config import TrainConfig
 
 LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients, then the mode the model had: validation, grids and FID
+    never touch the training state (BatchNorm running statistics included), so where they
+    happen cannot change a run."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from genlab.config import RunConfig
 from genlab.data.memory import BatchStream, ImageSet
 from genlab.data.transforms import to_model_range, to_unit_range
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel, Phase
+from genlab.models.base import GenerativeModel, Phase, evaluating
 from genlab.train.checkpoint import latest_checkpoint, prune_checkpoints, save_checkpoint
 from genlab.train.logging import RunLogger
 from genlab.train.progress import Progress
@@ -167,25 +167,13 @@ class Trainer:
         return losses
 
     # --- validation, grids, checkpoints -------------------------------------------------------
-    @contextlib.contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        """Eval mode and no gradients: validation and grids never touch the training state
-        (BatchNorm running statistics included), so where they happen cannot change a run."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            self.model.train(was_training)
-
     def validate(self) -> dict[str, float]:
         """Validation losses averaged over the whole validation split (fixed noise, so the
         curve moves only when the model does)."""
         generator = torch.Generator(self.device).manual_seed(self.config.train.seed)
         sums: dict[str, torch.Tensor] = {}
         images = self.val_set.images
-        with self._evaluating():
+        with evaluating(self.model):
             for start in range(0, len(images), VAL_BATCH_SIZE):
                 batch = self._batch(images[start:start + VAL_BATCH_SIZE])
                 for name, value in self.model.validation_losses(batch, generator).items():
@@ -194,7 +182,7 @@ class Trainer:
 
     def grids(self) -> dict[str, torch.Tensor]:
         val_batch = self._batch(self.val_set.images[:NUM_GRID_IMAGES])
-        with self._evaluating():
+        with evaluating(self.model):
             images = self.model.logging_images(val_batch, self.fixed_latents)
         return {name: to_unit_range(value, self.model.data_range).cpu()
                 for name, value in images.items()}
