@@ -136,6 +136,22 @@ def test_fid_command_rejects_bad_inputs_in_one_sentence(tmp_path, make, fragment
     assert_one_sentence_error(run_cli("fid", tmp_path / "ok.npz", make(tmp_path)), *fragments)
 
 
+def test_image_sources_read_npz_layouts_and_png_folders_as_the_same_uint8_images(tmp_path):
+    from genlab.data.folder import ImageSource
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 3, 6, 7), dtype=np.uint8)  # NCHW
+    np.savez(tmp_path / "nchw.npz", images=images)
+    np.savez(tmp_path / "nhwc_float.npz", images=images.transpose(0, 2, 3, 1) / 255.0)
+    folder = tmp_path / "png"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i}.png")
+    for source in ("nchw.npz", "nhwc_float.npz", "png"):
+        batches = list(ImageSource(tmp_path / source).batches(2))
+        assert [len(b) for b in batches] == [2, 2, 1], source
+        assert np.array_equal(torch.cat(batches).numpy(), images), source
+
+
 def test_fid_command_names_a_broken_image_file(tmp_path):
     np.savez(tmp_path / "ok.npz", images=np.zeros((4, 8, 8), np.uint8))
     folder = tmp_path / "imgs"

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from genlab.data.transforms import to_uint8
 from genlab.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -61,7 +62,7 @@ def _as_nchw_uint8(array: np.ndarray, path: Path) -> torch.Tensor:
             raise DataError(f"{path} holds float images outside [0, 1]; save them as uint8 "
                             "0..255 or as floats in [0, 1]")
         # Rounded to 0..255 as saving a PNG would, so both sides of a comparison are quantised.
-        return torch.from_numpy(np.rint(array * 255).astype(np.uint8))
+        return to_uint8(torch.from_numpy(array))
     raise DataError(f"{path} holds {array.dtype} images; expected uint8 0..255 or floats in [0, 1]")
 
 

@@ -38,3 +38,8 @@ def to_unit_range(images: torch.Tensor, value_range: tuple[float, float]) -> tor
     """Float images in `value_range` -> [0, 1], for grids and PNG files."""
     low, high = value_range
     return ((images.float() - low) / (high - low)).clamp_(0.0, 1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats -> uint8 0..255, rounded to nearest as a PNG writer would."""
+    return images.clamp(0.0, 1.0).mul(255).round_().to(torch.uint8)

@@ -24,7 +24,7 @@ import torch
 
 from genlab import __version__
 from genlab.config import DataConfig, EvalConfig, RunConfig
-from genlab.data.transforms import to_unit_range
+from genlab.data.transforms import to_uint8, to_unit_range
 from genlab.errors import GenlabError
 from genlab.metrics import cache, kid
 from genlab.metrics.fid import fid
@@ -84,11 +84,6 @@ def extract(extractor: InceptionFeatures, batches: Iterable[torch.Tensor], total
     return stats
 
 
-def quantize(images: torch.Tensor) -> torch.Tensor:
-    """[0, 1] floats -> uint8, rounded as a PNG writer would."""
-    return images.mul(255).round_().clamp_(0, 255).to(torch.uint8)
-
-
 def generated_images(model, n: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
     """n samples as uint8 batches; latents drawn on the CPU, so the same on any device."""
     generator = torch.Generator().manual_seed(seed)
@@ -97,7 +92,7 @@ def generated_images(model, n: int, seed: int, device: torch.device) -> Iterator
         with evaluating(model):
             latents = model.sample_latents(count, generator).to(device)
             images = to_unit_range(model.decode(latents), model.data_range)
-        yield quantize(images)
+        yield to_uint8(images)  # rounded as a PNG would be: the same path as the real images
 
 
 def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFeatures,

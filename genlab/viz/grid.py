@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from genlab.data.transforms import to_uint8
 from genlab.fsutil import atomic_save
 
 
@@ -30,7 +31,7 @@ def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2,
 
 def grid_to_pil(grid: torch.Tensor) -> Image.Image:
     """(C, H, W) in [0, 1] -> 8-bit PIL image (greyscale for one channel, RGB for three)."""
-    pixels = (grid.clamp(0, 1) * 255).round().to(torch.uint8)  # (C, H, W)
+    pixels = to_uint8(grid)                                     # (C, H, W)
     array = pixels.permute(1, 2, 0).numpy()                    # (H, W, C)
     if array.shape[2] == 1:
         return Image.fromarray(np.ascontiguousarray(array[:, :, 0]), mode="L")
