@@ -130,8 +130,8 @@ def scores(real: FeatureStats, fake: FeatureStats, warn: Log) -> dict:
              "biased upwards: compare it only with FIDs from the same sample counts")
     kid_mean, kid_std = kid.kid(real.features, fake.features)
     return {"fid": fid(real, fake), "kid": kid_mean, "kid_std": kid_std,
-            "kid_subsets": kid.SUBSETS, "kid_subset_size": min(kid.SUBSET_SIZE, real.count,
-                                                               fake.count)}
+            "kid_subsets": kid.SUBSETS,
+            "kid_subset_size": kid.effective_subset_size(real.count, fake.count)}
 
 
 def _now() -> str:

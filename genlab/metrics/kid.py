@@ -30,11 +30,16 @@ def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, degree: int = 3, coef: float
     return within - 2 * k_xy.sum() / (m * m)
 
 
+def effective_subset_size(num_real: int, num_fake: int, subset_size: int = SUBSET_SIZE) -> int:
+    """The subset size shrinks to the smaller set when either has fewer than `subset_size`."""
+    return min(subset_size, num_real, num_fake)
+
+
 def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = SUBSETS,
         subset_size: int = SUBSET_SIZE, seed: int = 0) -> tuple[float, float]:
-    """(mean, std) of the unbiased MMD^2 over `subsets` random subsets, in float64. The subset
-    size shrinks to the smaller set when either has fewer than `subset_size` features."""
-    size = min(subset_size, len(real), len(fake))
+    """(mean, std) of the unbiased MMD^2 over `subsets` random subsets of
+    `effective_subset_size` features, in float64."""
+    size = effective_subset_size(len(real), len(fake), subset_size)
     if size < 2:
         raise ValueError(f"KID needs at least 2 features on each side, got {len(real)} and "
                          f"{len(fake)}")

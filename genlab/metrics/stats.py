@@ -29,7 +29,7 @@ class FeatureStats:
         f = features.detach().to("cpu", torch.float64)
         self.count += len(f)
         self._sum += f.sum(0)
-        self._sum_outer += f.T @ f  # (d, n) @ (n, d)
+        self._sum_outer.addmm_(f.T, f)  # += (d, n) @ (n, d), without a (d, d) temporary
         self._batches.append(features.detach().to("cpu", torch.float32))
 
     @classmethod
