@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     from genlab.models import MODELS
 
     parser = _Parser(prog="genlab", description="Train, evaluate and explain image generative "
-                     "models: the homework's VAE (and, later, DCGAN and VAE/GAN).")
+                     "models: the homework's VAE and DCGAN.")
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 

@@ -31,3 +31,35 @@ def clamp_with_gradient(x: torch.Tensor, max: float) -> torch.Tensor:
     pulls it back down (a plain clamp would give it zero gradient and leave it stuck).
     """
     return x + (x.clamp(max=max) - x).detach()
+
+
+# --- GAN losses -------------------------------------------------------------------------------
+# On the discriminator's logits l, one per image (B,), with D = sigmoid(l): log D = -softplus(-l)
+# and log(1 - D) = -softplus(l) hold exactly and stay finite where D rounds to 0 or 1 in float32.
+
+def discriminator_real_loss(real_logits: torch.Tensor) -> torch.Tensor:
+    """-log D(x) per image: real images labelled 1."""
+    return F.softplus(-real_logits)
+
+
+def discriminator_fake_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-log(1 - D(G(z))) per image: generated images labelled 0."""
+    return F.softplus(fake_logits)
+
+
+GENERATOR_LOSSES = ("nonsaturating", "saturating")
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """The generator's loss per image.
+
+    nonsaturating: -log D(G(z)), the log-D trick: its gradient -(1 - D) per unit logit is
+        largest when the discriminator rejects the samples, which is early in training.
+    saturating: log(1 - D(G(z))), the minimax game's own term: its gradient -D vanishes
+        exactly when the discriminator confidently rejects the samples.
+    """
+    if kind == "nonsaturating":
+        return F.softplus(-fake_logits)
+    if kind == "saturating":
+        return -F.softplus(fake_logits)
+    raise ValueError(f"unknown generator loss {kind!r}; expected one of {GENERATOR_LOSSES}")

@@ -46,8 +46,8 @@ def default_run_dir(config: RunConfig) -> Path:
     parts = [_tag(config), config.data.dataset]
     if config.data.train_split != "train":
         parts.append(config.data.train_split)
-    parts += [f"z{config.model_config.latent_dim}", f"b{config.train.batch_size}",
-              f"s{config.train.num_training_steps}"]
+    parts += MODELS[config.model].run_tags(config.model_config)
+    parts += [f"b{config.train.batch_size}", f"s{config.train.num_training_steps}"]
     if config.train.seed != 0:
         parts.append(f"seed{config.train.seed}")
     return RUNS_ROOT / "-".join(parts)

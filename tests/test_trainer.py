@@ -26,18 +26,19 @@ from genlab.train.trainer import NonFiniteLossError, Trainer
 SETTINGS = dict(dataset="digits", latent_dim=10, batch_size=64, logging_steps=5, seed=7)
 
 
-def make_trainer(run_dir: Path, steps: int, saving: int, model_cls=None, **extra) -> Trainer:
-    config = new_config("vae", {**SETTINGS, "num_training_steps": steps, "saving_steps": saving,
+def make_trainer(run_dir: Path, steps: int, saving: int, model_cls=None, model: str = "vae",
+                 **extra) -> Trainer:
+    config = new_config(model, {**SETTINGS, "num_training_steps": steps, "saving_steps": saving,
                                 **extra})
     train = load_split(config.data, "train")
     val = load_split(config.data, "test")
     config.image_shape = train.image_shape
-    model = build_model(config)
+    built = build_model(config)
     if model_cls is not None:  # same weights, different behaviour
         swapped = model_cls(config.model_config, config.image_shape)
-        swapped.load_state_dict(model.state_dict(), strict=False)  # extra layers keep their init
-        model = swapped
-    trainer = Trainer(config, run_dir, model, train, val, torch.device("cpu"))
+        swapped.load_state_dict(built.state_dict(), strict=False)  # extra layers keep their init
+        built = swapped
+    trainer = Trainer(config, run_dir, built, train, val, torch.device("cpu"))
     trainer.resume(warn=lambda message: None)
     return trainer
 
@@ -59,11 +60,13 @@ def assert_same_state(a: dict, b: dict) -> None:
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
 
 
-def test_stopped_and_resumed_run_ends_bit_for_bit_like_a_straight_one(tmp_path):
+@pytest.mark.parametrize("model", ["vae", "dcgan"])
+def test_stopped_and_resumed_run_ends_bit_for_bit_like_a_straight_one(tmp_path, model):
     # 64-image batches over 1,500 digits: step 40 is past an epoch boundary (23.4 steps).
-    make_trainer(tmp_path / "straight", 40, 20).fit()
-    make_trainer(tmp_path / "resumed", 20, 20).fit()
-    resumed = make_trainer(tmp_path / "resumed", 40, 20)
+    # For the DCGAN this covers both networks, both optimisers and the BatchNorm statistics.
+    make_trainer(tmp_path / "straight", 40, 20, model=model).fit()
+    make_trainer(tmp_path / "resumed", 20, 20, model=model).fit()
+    resumed = make_trainer(tmp_path / "resumed", 40, 20, model=model)
     assert resumed.step == 20
     resumed.fit()
     assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "resumed"))

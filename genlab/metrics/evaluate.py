@@ -213,7 +213,7 @@ def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg
     log(f"FID: computing the features of {n} generated images")
     fake = extract(extractor, generated_images(model, n, seed, device), n, "generated")
     record = {
-        "step": step, "checkpoint": checkpoint.name,
+        "step": step, "checkpoint": checkpoint.name, "model": config.model,
         **scores(real, fake, warn),
         "settings": {**run_settings(config, eval_cfg, seed), "reference": reference,
                      **extractor.settings, "device": str(device), "genlab_version": __version__},

@@ -29,6 +29,22 @@ def evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+@contextlib.contextmanager
+def frozen_batchnorm_stats(model: nn.Module) -> Iterator[None]:
+    """BatchNorm layers still normalise with the batch's statistics (training mode) but leave
+    their running statistics alone: a second forward pass over a batch already seen this step
+    must not count it twice in the running averages that eval mode uses."""
+    layers = [m for m in model.modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for layer in layers:
+        layer.track_running_stats = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.track_running_stats = True
+
+
 @dataclass(frozen=True)
 class Phase:
     """One part of a training step: compute `loss(batch)`, backpropagate its `minimise` entry
@@ -69,6 +85,11 @@ class GenerativeModel(nn.Module):
                           generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         """Batch-mean losses on validation data, logged as `val/<key>`; {} for none."""
         return {}
+
+    @classmethod
+    def run_tags(cls, config: Any) -> list[str]:
+        """Parts of the default run folder name that tell this model's runs apart."""
+        return [f"z{config.latent_dim}"]
 
     # --- generation ---------------------------------------------------------------------------
     @property

@@ -155,16 +155,20 @@ class Trainer:
         batch = self._batch(self.train_set.images[indices])
         losses: dict[str, torch.Tensor] = {}
         for phase in self.phases:
-            optimizer = self.optimizers[phase.optimizer]
-            if self._phase_trainable:
-                self._only_train(phase.name)
-            optimizer.zero_grad(set_to_none=True)
-            out = phase.loss(batch)
-            out[phase.minimise].backward()
-            optimizer.step()
-            losses.update({name: value.detach() for name, value in out.items()})
+            losses.update(self.run_phase(phase, batch))
         self.step += 1
         return losses
+
+    def run_phase(self, phase: Phase, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One phase on one batch: loss, backward, one optimiser step; its detached losses."""
+        optimizer = self.optimizers[phase.optimizer]
+        if self._phase_trainable:
+            self._only_train(phase.name)
+        optimizer.zero_grad(set_to_none=True)
+        out = phase.loss(batch)
+        out[phase.minimise].backward()
+        optimizer.step()
+        return {name: value.detach() for name, value in out.items()}
 
     # --- validation, grids, checkpoints -------------------------------------------------------
     def validate(self) -> dict[str, float]:

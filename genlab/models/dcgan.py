@@ -1,0 +1,178 @@
+"""The homework's DCGAN for 1 x 32 x 32 images (Radford et al. 2015, sized down for MNIST).
+
+Generator (z of shape latent x 1 x 1, hidden size h = --generator-hidden-dim):
+
+    G-1 ConvT 4/1/0 + BatchNorm + ReLU   4h x 4 x 4
+    G-2 ConvT 4/2/1 + BatchNorm + ReLU   2h x 8 x 8
+    G-3 ConvT 4/2/1 + BatchNorm + ReLU    h x 16 x 16
+    G-4 ConvT 4/2/1 + Tanh                C x 32 x 32
+
+Discriminator (h = --discriminator-hidden-dim), no biases, as the homework provides it:
+
+    D-1 Conv 4/2/1 + LeakyReLU(0.2)               h x 16 x 16
+    D-2 Conv 4/2/1 + BatchNorm + LeakyReLU(0.2)  2h x 8 x 8
+    D-3 Conv 4/2/1 + BatchNorm + LeakyReLU(0.2)  4h x 4 x 4
+    D-4 Conv 4/1/0 + Sigmoid                      1 x 1 x 1: one probability per image
+
+The generator has no biases either (pytorch/examples' DCGAN, which the published homework
+reports build on): before a BatchNorm a bias is cancelled by the mean subtraction anyway.
+
+Losses are computed from the logits before D-4's Sigmoid (see genlab.losses); the Sigmoid stays
+in the network, so `discriminate` returns the probabilities the table describes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from genlab.config import TrainConfig, option
+from genlab.errors import GenlabError
+from genlab.losses import (GENERATOR_LOSSES, discriminator_fake_loss, discriminator_real_loss,
+                           generator_loss)
+from genlab.models.base import GenerativeModel, Phase, frozen_batchnorm_stats
+
+# The DCGAN paper's Adam momentum: beta1 = 0.9 made its training oscillate and unstable.
+ADAM_BETAS = (0.5, 0.999)
+
+
+def generator_net(latent_dim: int, hidden: int, channels: int) -> nn.Sequential:
+    def up(c_in: int, c_out: int, stride: int, padding: int) -> nn.Sequential:
+        return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False),
+                             nn.BatchNorm2d(c_out), nn.ReLU())
+
+    return nn.Sequential(OrderedDict([
+        ("g1", up(latent_dim, 4 * hidden, 1, 0)),                 # (B, 4h, 4, 4)
+        ("g2", up(4 * hidden, 2 * hidden, 2, 1)),                 # (B, 2h, 8, 8)
+        ("g3", up(2 * hidden, hidden, 2, 1)),                     # (B, h, 16, 16)
+        ("g4", nn.Sequential(nn.ConvTranspose2d(hidden, channels, 4, 2, 1, bias=False),
+                             nn.Tanh())),                         # (B, C, 32, 32) in [-1, 1]
+    ]))
+
+
+def discriminator_net(hidden: int, channels: int) -> nn.Sequential:
+    def down(c_in: int, c_out: int, batchnorm: bool) -> nn.Sequential:
+        layers = [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)]
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(c_out))
+        return nn.Sequential(*layers, nn.LeakyReLU(0.2))
+
+    return nn.Sequential(OrderedDict([
+        ("d1", down(channels, hidden, batchnorm=False)),          # (B, h, 16, 16)
+        ("d2", down(hidden, 2 * hidden, batchnorm=True)),         # (B, 2h, 8, 8)
+        ("d3", down(2 * hidden, 4 * hidden, batchnorm=True)),     # (B, 4h, 4, 4)
+        ("d4", nn.Conv2d(4 * hidden, 1, 4, 1, 0, bias=False)),    # (B, 1, 1, 1) logits
+        ("sigmoid", nn.Sigmoid()),
+    ]))
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """The DCGAN paper's initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02)
+    and shift 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+@dataclass
+class DCGANConfig:
+    latent_dim: int = option(100, "size of the latent code z", positive=True)
+    generator_hidden_dim: int = option(16, "hidden size h of the generator (4h, 2h, h channels)",
+                                       positive=True)
+    discriminator_hidden_dim: int = option(
+        16, "hidden size h of the discriminator (h, 2h, 4h channels)", positive=True)
+    generator_loss: str = option(
+        "nonsaturating", "nonsaturating: maximise log D(G(z)) (the log-D trick); saturating: "
+        "minimise log(1 - D(G(z))) (the minimax game's own term)", choices=GENERATOR_LOSSES)
+
+
+class DCGAN(GenerativeModel):
+    """Deep convolutional GAN: generator G(z), discriminator D(x), trained in alternating phases."""
+
+    name = "dcgan"
+    config_class = DCGANConfig
+    data_range = (-1.0, 1.0)
+    train_defaults = {"batch_size": 64, "learning_rate": 2e-4, "num_training_steps": 25000}
+
+    def __init__(self, config: DCGANConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config, image_shape)
+        c, h, w = image_shape
+        if (h, w) != (32, 32):
+            raise GenlabError(f"the homework's DCGAN makes 32x32 images, but the data is {h}x{w}; "
+                              "use --image-size 32")
+        self.generator = generator_net(config.latent_dim, config.generator_hidden_dim, c)
+        self.discriminator = discriminator_net(config.discriminator_hidden_dim, c)
+        self.apply(dcgan_init)
+        # The discriminator phase's latents, reused by the generator phase of the same step.
+        self._step_latents: torch.Tensor | None = None
+
+    @classmethod
+    def run_tags(cls, config: DCGANConfig) -> list[str]:
+        default = DCGANConfig()
+        tags = [f"z{config.latent_dim}"]
+        if (config.generator_hidden_dim, config.discriminator_hidden_dim) != (
+                default.generator_hidden_dim, default.discriminator_hidden_dim):
+            tags.append(f"g{config.generator_hidden_dim}d{config.discriminator_hidden_dim}")
+        if config.generator_loss != default.generator_loss:
+            tags.append(config.generator_loss)
+        return tags
+
+    # --- the networks -------------------------------------------------------------------------
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """G(z): latents (B, latent) -> images (B, C, 32, 32) in [-1, 1]."""
+        return self.generator(z[:, :, None, None])  # (B, latent) -> (B, latent, 1, 1)
+
+    def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, 32, 32) -> logit of D(x), (B,)."""
+        return self.discriminator[:-1](x).flatten()  # (B, 1, 1, 1) -> (B,)
+
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """D(x): the probability that each image is real, (B,)."""
+        return self.discriminator(x).flatten()
+
+    # --- the two phases of a step -------------------------------------------------------------
+    def discriminator_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """-log D(x) - log(1 - D(G(z))), batch means. Real and generated images go through D as
+        two batches (each normalised by its own BatchNorm statistics), as in the homework."""
+        z = self.sample_latents(len(x), device=x.device)
+        self._step_latents = z
+        # G(z) detached: this phase must not reach the generator. Its running BatchNorm
+        # statistics are left for the generator phase's pass over the same z.
+        with torch.no_grad(), frozen_batchnorm_stats(self.generator):
+            fake = self.decode(z)
+        real_logits = self.discriminator_logits(x)
+        fake_logits = self.discriminator_logits(fake)
+        loss = discriminator_real_loss(real_logits).mean() + discriminator_fake_loss(fake_logits).mean()
+        return {"discriminator_loss": loss,
+                "D(x)": torch.sigmoid(real_logits.detach()).mean(),
+                "D(G(z1))": torch.sigmoid(fake_logits.detach()).mean()}
+
+    def generator_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The generator's loss on G(z) for the discriminator phase's z, judged by the
+        discriminator just updated: D(G(z2)) is the same images' score after that step."""
+        z = self._step_latents
+        self._step_latents = None
+        if z is None:  # run on its own (tests): draw this step's latents here
+            z = self.sample_latents(len(x), device=x.device)
+        fake_logits = self.discriminator_logits(self.decode(z))
+        loss = generator_loss(fake_logits, self.config.generator_loss).mean()
+        return {"generator_loss": loss, "D(G(z2))": torch.sigmoid(fake_logits.detach()).mean()}
+
+    def optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+        return {
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(),
+                                              lr=train.learning_rate, betas=ADAM_BETAS),
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=train.learning_rate,
+                                          betas=ADAM_BETAS),
+        }
+
+    def phases(self) -> list[Phase]:
+        return [Phase("discriminator", optimizer="discriminator", loss=self.discriminator_losses,
+                      minimise="discriminator_loss"),
+                Phase("generator", optimizer="generator", loss=self.generator_losses,
+                      minimise="generator_loss")]
