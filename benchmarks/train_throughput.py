@@ -1,10 +1,10 @@
-"""Training throughput of genlab's VAE against a pytorch/examples-style training loop (CPU).
+"""Training throughput of genlab's VAE or DCGAN against a pytorch/examples-style loop (CPU).
 
 What is compared
 ----------------
-Both sides train the *same* model (genlab.models.vae.VAE with its default VAEConfig, on
-1 x 32 x 32 images), from the same seed, with the same Adam learning rate (1e-3), batch size and
-number of steps, on the same images, in one process, on the CPU:
+Both sides train the *same* model (genlab's VAE or DCGAN with its default config, on
+1 x 32 x 32 images), from the same seed, with the same Adam settings, batch size and number of
+steps, on the same images, in one process, on the CPU:
 
 * baseline -- the loop as pytorch/examples writes it (examples/vae/main.py, examples/mnist):
   a torch.utils.data.Dataset over the raw 28 x 28 uint8 images whose __getitem__ turns one item
@@ -13,13 +13,19 @@ number of steps, on the same images, in one process, on the CPU:
   ``DataLoader(batch_size=B, shuffle=True, num_workers=0)`` (the VAE example only uses workers
   with CUDA; see --workers), re-iterated every epoch; and the textbook step
   ``model.train(); optimizer.zero_grad(); loss.backward(); loss.item(); optimizer.step()``
-  in the default NCHW layout. torchvision is not used (nor needed): its two transforms are
+  in the default NCHW layout. For the DCGAN (--model dcgan) the dataset adds ``Normalize(0.5,
+  0.5)`` and the step is examples/dcgan/main.py's: D on the real batch with BCELoss on the
+  Sigmoid output, backward; G(z) once, D on ``fake.detach()``, backward, D step; D on the same
+  ``fake`` again for G's loss (real labels), backward, G step; ``.item()`` of D(x), D(G(z1)),
+  D(G(z2)) and both losses each step. torchvision is not used (nor needed): its transforms are
   written out here with PIL and numpy, operation for operation.
 * genlab -- genlab's real ``Trainer`` (genlab.train.trainer), built the way ``genlab train``
   builds it (genlab.run.new_config / build_model, genlab.data.load_split). Its hot path is
   ``Trainer.train_step()``: a seeded index batch gathered from the split held in memory as one
   uint8 tensor (resized once, at load time), one float conversion, channels_last layout, then the
-  model's phase(s).
+  model's phase(s). genlab's DCGAN runs G(z) twice a step (once without gradients in the
+  discriminator phase, once with them in the generator phase, because a phase only lets its own
+  network's parameters take gradients), so it does more arithmetic per step than the example.
 
 Why it is fair
 --------------
@@ -43,8 +49,9 @@ Data: the real MNIST test split (10,000 images) from ../shared/data/mnist relati
 repository root (--data-dir); when it is absent, scikit-learn's embedded 8 x 8 digits (genlab's
 ``digits`` data set, train split, upsampled to 32 x 32 the same way on both sides).
 
-Usage:  .venv/bin/python benchmarks/train_throughput.py [--steps 500] [--batch-size 32]
-        [--repeats 2] [--data-dir DIR] [--workers 0] [--threads T]
+Usage:  .venv/bin/python benchmarks/train_throughput.py [--model vae|dcgan] [--steps 500]
+        [--batch-size B (default: the model's, 32 or 64)] [--repeats 2] [--data-dir DIR]
+        [--workers 0] [--threads T]
 """
 
 from __future__ import annotations
@@ -65,14 +72,17 @@ from genlab.data import load_split
 from genlab.data.idx import read_idx_pair
 from genlab.data.memory import ImageSet
 from genlab.data.mnist import MNIST, find_split
-from genlab.models.vae import VAE, VAEConfig
+from genlab.data.transforms import to_model_range
+from genlab.models import MODELS
+from genlab.models.dcgan import ADAM_BETAS
 from genlab.run import build_model, new_config, resolve_device
 from genlab.train.trainer import Trainer
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 WARMUP_STEPS = 20
 IMAGE_SIZE = 32
-LEARNING_RATE = 1e-3  # pytorch/examples' VAE and genlab's VAE default
+# pytorch/examples' settings, which genlab's defaults match (checked in make_trainer).
+LEARNING_RATES = {"vae": 1e-3, "dcgan": 2e-4}
 SEED = 0
 
 
@@ -86,8 +96,10 @@ class PILImageDataset(Dataset):
     ToTensor (np.array -> view (H, W, C) -> permute to (C, H, W) -> float / 255).
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, size: int = IMAGE_SIZE):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, size: int = IMAGE_SIZE,
+                 normalize: bool = False):
         self.images, self.labels, self.size = images, labels, size
+        self.normalize = normalize  # Normalize((0.5,), (0.5,)) after ToTensor: [-1, 1]
 
     def __len__(self) -> int:
         return len(self.images)
@@ -98,7 +110,10 @@ class PILImageDataset(Dataset):
         img = img.resize((self.size, self.size), Image.BILINEAR)            # Resize(32)
         pixels = torch.from_numpy(np.array(img, np.uint8, copy=True))        # ToTensor
         pixels = pixels.view(img.size[1], img.size[0], 1).permute((2, 0, 1)).contiguous()
-        return pixels.to(dtype=torch.get_default_dtype()).div(255), target
+        tensor = pixels.to(dtype=torch.get_default_dtype()).div(255)
+        if self.normalize:
+            tensor = tensor.sub_(0.5).div_(0.5)                             # Normalize
+        return tensor, target
 
 
 def endless(loader: DataLoader, model: torch.nn.Module) -> Iterator[torch.Tensor]:
@@ -109,26 +124,75 @@ def endless(loader: DataLoader, model: torch.nn.Module) -> Iterator[torch.Tensor
             yield data
 
 
-def baseline_run(dataset: PILImageDataset, steps: int, batch_size: int, workers: int,
-                 seed: int) -> tuple[float, int]:
-    """(seconds, images) for `steps` timed steps of the textbook loop, after the warm-up."""
-    device = torch.device("cpu")
-    torch.manual_seed(seed)  # as genlab.run.build_model does before building the model
-    model = VAE(VAEConfig(), (1, IMAGE_SIZE, IMAGE_SIZE)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers)
-    batches = endless(loader, model)
+def vae_step(model, batches, learning_rate: float):
+    """examples/vae/main.py's train step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     train_loss = 0.0
 
     def step() -> int:
         nonlocal train_loss
-        data = next(batches).to(device)
+        data = next(batches)
         optimizer.zero_grad()
         loss = model.losses(data)["loss"]
         loss.backward()
         train_loss += loss.item()
         optimizer.step()
         return len(data)
+    return step
+
+
+def dcgan_step(model, batches, learning_rate: float):
+    """examples/dcgan/main.py's train step on genlab's networks."""
+    net_g, net_d = model.generator, model.discriminator
+    criterion = torch.nn.BCELoss()
+    optimizer_d = torch.optim.Adam(net_d.parameters(), lr=learning_rate, betas=ADAM_BETAS)
+    optimizer_g = torch.optim.Adam(net_g.parameters(), lr=learning_rate, betas=ADAM_BETAS)
+    real_label, fake_label = 1.0, 0.0
+
+    def step() -> int:
+        real = next(batches)
+        b = real.size(0)
+        # (1) Update D: maximise log(D(x)) + log(1 - D(G(z)))
+        net_d.zero_grad()
+        label = torch.full((b,), real_label, dtype=real.dtype)
+        output = net_d(real).view(-1)
+        err_d_real = criterion(output, label)
+        err_d_real.backward()
+        d_x = output.mean().item()
+        noise = torch.randn(b, model.latent_dim, 1, 1)
+        fake = net_g(noise)
+        label.fill_(fake_label)
+        output = net_d(fake.detach()).view(-1)
+        err_d_fake = criterion(output, label)
+        err_d_fake.backward()
+        d_g_z1 = output.mean().item()
+        err_d = err_d_real + err_d_fake
+        optimizer_d.step()
+        # (2) Update G: maximise log(D(G(z)))
+        net_g.zero_grad()
+        label.fill_(real_label)
+        output = net_d(fake).view(-1)
+        err_g = criterion(output, label)
+        err_g.backward()
+        d_g_z2 = output.mean().item()
+        optimizer_g.step()
+        _ = (err_d.item(), err_g.item(), d_x, d_g_z1, d_g_z2)  # the example prints these
+        return b
+    return step
+
+
+BASELINE_STEPS = {"vae": vae_step, "dcgan": dcgan_step}
+
+
+def baseline_run(model_name: str, dataset: PILImageDataset, steps: int, batch_size: int,
+                 workers: int, seed: int) -> tuple[float, int]:
+    """(seconds, images) for `steps` timed steps of the textbook loop, after the warm-up."""
+    model_cls = MODELS[model_name]
+    torch.manual_seed(seed)  # as genlab.run.build_model does before building the model
+    model = model_cls(model_cls.config_class(), (1, IMAGE_SIZE, IMAGE_SIZE))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers)
+    batches = endless(loader, model)
+    step = BASELINE_STEPS[model_name](model, batches, LEARNING_RATES[model_name])
 
     for _ in range(WARMUP_STEPS):
         step()
@@ -143,19 +207,21 @@ def baseline_run(dataset: PILImageDataset, steps: int, batch_size: int, workers:
 
 # --- genlab -------------------------------------------------------------------------------------
 
-def make_trainer(dataset: str, data_dir: str | None, split: str, train_set: ImageSet,
-                 steps: int, batch_size: int, seed: int, run_dir: Path) -> Trainer:
+def make_trainer(model_name: str, dataset: str, data_dir: str | None, split: str,
+                 train_set: ImageSet, steps: int, batch_size: int, seed: int,
+                 run_dir: Path) -> Trainer:
     """A fresh Trainer built as genlab.cli.train_run builds one (minus resuming and messages)."""
-    config = new_config("vae", {
+    config = new_config(model_name, {
         "dataset": dataset, "data_dir": data_dir, "download": False,
         "train_split": split, "val_split": split,
         "num_training_steps": steps, "batch_size": batch_size,
         "logging_steps": 10, "saving_steps": steps,  # exactly one save, at the end
         "seed": seed, "device": "cpu",
     })
-    if config.train.learning_rate != LEARNING_RATE:
-        raise SystemExit(f"genlab's VAE learning rate is {config.train.learning_rate}, not "
-                         f"{LEARNING_RATE}; the comparison would not be like for like")
+    if config.train.learning_rate != LEARNING_RATES[model_name]:
+        raise SystemExit(f"genlab's {model_name} learning rate is {config.train.learning_rate}, "
+                         f"not {LEARNING_RATES[model_name]}; the comparison would not be like "
+                         "for like")
     config.image_shape = train_set.image_shape
     model = build_model(config)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -194,12 +260,14 @@ def load_data(data_dir: Path) -> tuple[str, str | None, str, np.ndarray, np.ndar
             digits.target[:TRAIN_COUNT].astype(np.int64), note)
 
 
-def pipeline_difference(dataset: PILImageDataset, train_set: ImageSet, count: int = 256) -> int:
+def pipeline_difference(dataset: PILImageDataset, train_set: ImageSet,
+                        data_range: tuple[float, float], count: int = 256) -> int:
     """Largest difference, in grey levels, between the two pipelines' first `count` images."""
     count = min(count, len(dataset))
     baseline = torch.stack([dataset[i][0] for i in range(count)])
-    genlab = train_set.images[:count].float() / 255
-    return int(round(float((baseline - genlab).abs().max()) * 255))
+    genlab = to_model_range(train_set.images[:count], data_range)
+    grey_level = (data_range[1] - data_range[0]) / 255
+    return int(round(float((baseline - genlab).abs().max()) / grey_level))
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -220,10 +288,13 @@ def non_negative_int(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(BASELINE_STEPS), default="vae",
+                        help="which model both sides train (default: vae)")
     parser.add_argument("--steps", type=positive_int, default=500,
                         help="timed training steps per measurement (default: 500)")
-    parser.add_argument("--batch-size", type=positive_int, default=32,
-                        help="images per step, both sides (default: 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="images per step, both sides (default: the model's, 32 for the "
+                        "VAE, 64 for the DCGAN)")
     parser.add_argument("--repeats", type=positive_int, default=2,
                         help="alternating rounds (baseline, genlab); best of each is reported "
                              "(default: 2)")
@@ -235,15 +306,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch.set_num_threads (default: leave PyTorch's choice)")
     args = parser.parse_args(argv)
+    model_cls = MODELS[args.model]
+    if args.batch_size is None:
+        args.batch_size = model_cls.train_defaults["batch_size"]
     if args.threads:
         torch.set_num_threads(args.threads)
 
     dataset, data_dir, split, raw_images, raw_labels, note = load_data(args.data_dir)
     if dataset == "digits":
         print(f"note: {note}", flush=True)
-    cfg = new_config("vae", {"dataset": dataset, "data_dir": data_dir, "download": False}).data
+    cfg = new_config(args.model, {"dataset": dataset, "data_dir": data_dir,
+                                  "download": False}).data
     train_set = load_split(cfg, split)
-    base_set = PILImageDataset(raw_images, raw_labels)
+    base_set = PILImageDataset(raw_images, raw_labels, normalize=model_cls.data_range[0] < 0)
     if train_set.image_shape != (1, IMAGE_SIZE, IMAGE_SIZE) or len(train_set) != len(base_set):
         raise SystemExit(f"genlab loaded {len(train_set)} images of {train_set.image_shape}, the "
                          f"baseline {len(base_set)}; they must be the same")
@@ -252,18 +327,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, device cpu, {torch.get_num_threads()} threads")
     print(f"data: {dataset}/{split}, {len(train_set)} images {source}, resized to "
           f"{IMAGE_SIZE}x{IMAGE_SIZE}; same pixels on both sides to within "
-          f"{pipeline_difference(base_set, train_set)}/255")
-    print(f"model: genlab VAE {VAEConfig()}, Adam lr {LEARNING_RATE}, batch {args.batch_size}, "
+          f"{pipeline_difference(base_set, train_set, model_cls.data_range)}/255")
+    print(f"model: genlab {model_cls.config_class()}, Adam lr {LEARNING_RATES[args.model]}, "
+          f"batch {args.batch_size}, "
           f"{args.steps} timed steps after {WARMUP_STEPS} warm-up, best of {args.repeats}, "
           f"baseline workers {args.workers}", flush=True)
 
     base_rates, genlab_rates = [], []
     with tempfile.TemporaryDirectory(prefix="genlab-bench-") as tmp:
         for r in range(args.repeats):
-            seconds, images = baseline_run(base_set, args.steps, args.batch_size, args.workers,
-                                           SEED)
+            seconds, images = baseline_run(args.model, base_set, args.steps, args.batch_size,
+                                           args.workers, SEED)
             base_rates.append(images / seconds)
-            trainer = make_trainer(dataset, data_dir, split, train_set, args.steps,
+            trainer = make_trainer(args.model, dataset, data_dir, split, train_set, args.steps,
                                    args.batch_size, SEED, Path(tmp) / f"steps-{r}")
             seconds = genlab_run(trainer, args.steps)
             trainer.progress_stream.close()
@@ -276,8 +352,8 @@ def main(argv: list[str] | None = None) -> None:
         # is done first so the time is the run's, not the interpreter's.
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
 
-        trainer = make_trainer(dataset, data_dir, split, train_set, args.steps, args.batch_size,
-                               SEED, Path(tmp) / "fit")
+        trainer = make_trainer(args.model, dataset, data_dir, split, train_set, args.steps,
+                               args.batch_size, SEED, Path(tmp) / "fit")
         start = time.perf_counter()
         result = trainer.fit()
         fit_seconds = time.perf_counter() - start

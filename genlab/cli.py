@@ -213,7 +213,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from genlab.viz.grid import save_grid
 
     device = resolve_device(args.device)
-    config, model, step, path = load_run(args.run, device, _warn)
+    config, model, step, path = load_run(args.run, device, _warn, step=args.step)
     generator = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         latents = model.sample_latents(args.n, generator).to(device)  # drawn on the CPU: same on any device
@@ -235,7 +235,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     eval_cfg = _eval_config(args)
-    config, model, step, path = load_run(args.run, device, _warn)
+    config, model, step, path = load_run(args.run, device, _warn, step=args.step)
     record = evaluate_run(config, model, step, path, eval_cfg, device, _say, _warn, seed=args.seed)
     _print_score(record, f"{args.run} at step {step}: ", metrics_path(path), as_json=args.json)
     return 0
@@ -295,6 +295,11 @@ def _add_device_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
 
 
+def _add_step_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--step", type=_non_negative_int, default=None,
+                        help="use the checkpoint of this step (default: the latest)")
+
+
 def _add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="also print the score and its settings as one JSON object, last")
@@ -326,13 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="FID and KID of a run's latest checkpoint",
                                    description="Compute FID and KID of a run's latest checkpoint "
-                                   "under the homework's protocol (N generated images against N "
+                                   "(or --step's) under the homework's protocol (N generated "
+                                   "images against N "
                                    "real ones of the run's training split) and store them beside "
                                    "the checkpoint.")
     evaluate.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
     _add_config_flags(evaluate, EvalConfig, {}, {})
     evaluate.add_argument("--seed", type=_int, default=0,
                           help="seed of the generated images' latents (default: 0)")
+    _add_step_flag(evaluate)
     _add_device_flag(evaluate)
     _add_json_flag(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
@@ -358,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-o", "--output", default="samples.png", help="PNG file (default: samples.png)")
     sample.add_argument("--nrow", type=_positive_int, default=8, help="images per row (default: 8)")
     sample.add_argument("--seed", type=_int, default=0, help="seed of the latents (default: 0)")
+    _add_step_flag(sample)
     _add_device_flag(sample)
     sample.set_defaults(handler=cmd_sample)
 

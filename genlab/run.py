@@ -13,7 +13,7 @@ from genlab.config import DataConfig, RunConfig, TrainConfig, flag_name
 from genlab.errors import GenlabError
 from genlab.fsutil import atomic_write_json
 from genlab.models import MODELS, GenerativeModel
-from genlab.train.checkpoint import latest_checkpoint
+from genlab.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 CONFIG_FILE = "config.json"
 RUNS_ROOT = Path("runs")
@@ -123,16 +123,19 @@ def build_model(config: RunConfig) -> GenerativeModel:
     return MODELS[config.model](config.model_config, config.image_shape)
 
 
-def load_run(run_dir: str | Path, device: torch.device,
-             warn: Callable[[str], None]) -> tuple[RunConfig, GenerativeModel, int, Path]:
+def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], None],
+             step: int | None = None) -> tuple[RunConfig, GenerativeModel, int, Path]:
     """Rebuild a trained model from its run folder alone: (config, model in eval mode, step,
-    checkpoint path)."""
+    checkpoint path). The latest valid checkpoint, or the one of `step`."""
     folder = Path(run_dir)
     if not (folder / CONFIG_FILE).is_file():
         raise GenlabError(f"{folder} is not a genlab run folder (no {CONFIG_FILE}); pass a folder "
                           "written by `genlab train`")
     config = RunConfig.load(folder / CONFIG_FILE)
-    found = latest_checkpoint(folder, warn)
+    if step is None:
+        found = latest_checkpoint(folder, warn)
+    else:
+        found = _checkpoint_of_step(folder, step)
     if found is None:
         raise GenlabError(f"{folder} has no checkpoint yet; train it first with `genlab train "
                           f"{config.model} --run-dir {folder}`")
@@ -147,3 +150,15 @@ def load_run(run_dir: str | Path, device: torch.device,
         raise GenlabError(f"checkpoint {path} does not fit the model in "
                           f"{folder / CONFIG_FILE}; the folder is mixed up") from None
     return config, model.to(device).eval(), int(payload["step"]), path
+
+
+def _checkpoint_of_step(folder: Path, step: int) -> tuple[dict, Path]:
+    steps = dict(list_checkpoints(folder))
+    if step not in steps:
+        listed = [str(s) for s in steps]
+        if len(listed) > 8:  # a long run: its first and last few
+            listed = [*listed[:3], "...", *listed[-3:]]
+        have = ", ".join(listed) or "none"
+        raise GenlabError(f"{folder} has no checkpoint of step {step} (it has: {have}); pass "
+                          "one of those to --step")
+    return load_checkpoint(steps[step]), steps[step]

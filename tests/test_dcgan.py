@@ -226,6 +226,8 @@ def test_run_folder_names_tell_hidden_sizes_and_loss_apart():
     assert name(generator_hidden_dim=8, discriminator_hidden_dim=8) == \
         "dcgan-mnist-test-z100-g8d8-b64-s25000"
     assert name(generator_loss="saturating") == "dcgan-mnist-test-z100-saturating-b64-s25000"
+    assert name(diff_augment="translation,cutout") == \
+        "dcgan-mnist-test-z100-aug-translation-cutout-b64-s25000"
 
 
 def test_wrong_image_size_is_refused_in_one_sentence(tmp_path):
@@ -248,7 +250,7 @@ def test_homework_command_logs_five_curves_samples_and_sample_works(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["model_config"] == {"latent_dim": 100, "generator_hidden_dim": 16,
                                       "discriminator_hidden_dim": 16,
-                                      "generator_loss": "saturating"}
+                                      "generator_loss": "saturating", "diff_augment": "none"}
     assert (config["train"]["batch_size"], config["train"]["learning_rate"]) == (64, 2e-4)
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -285,3 +287,56 @@ def test_eval_scores_a_dcgan_run_on_images_mapped_from_minus_one_one(tmp_path):
     assert math.isfinite(record["fid"]) and record["fid"] > 50
     stored = (run / "checkpoints" / "step-00000010-metrics.jsonl").read_text().splitlines()
     assert json.loads(stored[-1])["fid"] == record["fid"]
+
+
+def test_translation_shifts_each_image_by_at_most_an_eighth_with_zero_padding():
+    from genlab.models.augment import translate
+
+    torch.manual_seed(0)
+    x = torch.zeros(200, 1, 32, 32)
+    x[:, 0, 16, 16] = 1.0  # one lit pixel per image
+    shifted = translate(x)
+    found = (shifted[:, 0] == 1).nonzero()  # (image, row, col) of each lit pixel
+    assert len(found) == 200 and torch.equal(found[:, 0], torch.arange(200))
+    offsets = found[:, 1:] - 16
+    assert offsets.abs().max() == 4 and {int(o) for o in offsets.flatten()} == set(range(-4, 5))
+    assert shifted.sum() == 200  # nothing else lit, nothing lost
+    # A full image shifted right by k shows k zero columns on the left.
+    ones = translate(torch.ones(200, 1, 32, 32))
+    blank_columns = (ones[:, 0] == 0).all(1).sum(1)
+    assert blank_columns.max() == 4 and (blank_columns >= 0).all()
+
+
+def test_cutout_zeroes_one_half_size_square_and_both_pass_gradients():
+    from genlab.models.augment import cutout, diff_augment
+
+    torch.manual_seed(0)
+    x = torch.ones(300, 1, 32, 32, requires_grad=True)
+    out = cutout(x)
+    zeros = (out[:, 0] == 0)
+    counts = zeros.flatten(1).sum(1)
+    assert counts.max() == 16 * 16 and counts.min() >= 8 * 8  # cut by the border at worst
+    rows, cols = zeros.any(2).sum(1), zeros.any(1).sum(1)
+    assert torch.equal(counts, rows * cols)  # one rectangle per image
+    # Differentiable: G's gradient reaches every pixel the augmentation keeps.
+    augmented = diff_augment(x, "translation,cutout")
+    (grad,) = torch.autograd.grad(augmented.sum(), x)
+    assert grad.sum() == augmented.sum() and set(grad.unique().tolist()) <= {0.0, 1.0}
+    assert diff_augment(x, "none") is x
+
+
+def test_diff_augment_feeds_d_augmented_real_and_generated_images(monkeypatch):
+    import genlab.models.dcgan as dcgan
+
+    seen = []
+    monkeypatch.setattr(dcgan, "diff_augment",
+                        lambda x, policy: seen.append((policy, x.shape)) or x.flip(3))
+    model = build(8, 8, latent=10, diff_augment="translation,cutout").train()
+    x = torch.rand(6, 1, 32, 32) * 2 - 1
+    model.discriminator_losses(x)
+    model.generator_losses(x)
+    assert seen == [("translation,cutout", (6, 1, 32, 32))] * 3  # real, fake; fake again
+    # Diagnostics and sampling never augment.
+    model.discriminate(x)
+    model.decode(torch.randn(2, 10))
+    assert len(seen) == 3

@@ -33,11 +33,14 @@ def test_plain_lines_when_not_a_terminal():
     progress = Progress(start=0, total=10, batch_size=32, stream=stream, interval=0.0)
     for _ in range(3):
         progress.advance()
-    progress.loss(123.456)
+    progress.loss({"loss": 123.456})
+    progress.advance()
+    progress.loss({"discriminator_loss": 0.4321, "generator_loss": 3.21})
     progress.close()
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("step 1/10") and "img/s" in lines[0] and "eta" in lines[0]
-    assert lines[-1].startswith("step 3/10  loss 123.5")
+    assert lines[3].startswith("step 4/10  loss 123.5  ")
+    assert lines[-1].startswith("step 4/10  discriminator_loss 0.4321  generator_loss 3.21  ")
 
 
 def test_live_bar_on_a_terminal_even_one_reporting_no_size():
@@ -46,7 +49,7 @@ def test_live_bar_on_a_terminal_even_one_reporting_no_size():
         progress = Progress(start=5, total=10, batch_size=32, stream=stream)
         for _ in range(5):
             progress.advance()
-        progress.loss(99.0)
+        progress.loss({"loss": 99.0})
         progress.close()
     output = _drain(master).decode(errors="replace")
     assert "10/10" in output and "step" in output and "loss=99" in output and "img_s" in output

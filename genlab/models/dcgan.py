@@ -33,6 +33,7 @@ from genlab.config import TrainConfig, option
 from genlab.errors import GenlabError
 from genlab.losses import (GENERATOR_LOSSES, discriminator_fake_loss, discriminator_real_loss,
                            generator_loss)
+from genlab.models.augment import POLICIES, diff_augment
 from genlab.models.base import GenerativeModel, Phase, frozen_batchnorm_stats
 
 # The DCGAN paper's Adam momentum: beta1 = 0.9 made its training oscillate and unstable.
@@ -89,6 +90,10 @@ class DCGANConfig:
     generator_loss: str = option(
         "nonsaturating", "nonsaturating: maximise log D(G(z)) (the log-D trick); saturating: "
         "minimise log(1 - D(G(z))) (the minimax game's own term)", choices=GENERATOR_LOSSES)
+    diff_augment: str = option(
+        "none", "DiffAugment policy for every image D sees in training, real and generated "
+        "(none: the homework; translation,cutout: against D memorising a small data set)",
+        choices=POLICIES)
 
 
 class DCGAN(GenerativeModel):
@@ -120,6 +125,8 @@ class DCGAN(GenerativeModel):
             tags.append(f"g{config.generator_hidden_dim}d{config.discriminator_hidden_dim}")
         if config.generator_loss != default.generator_loss:
             tags.append(config.generator_loss)
+        if config.diff_augment != default.diff_augment:
+            tags.append("aug-" + config.diff_augment.replace(",", "-"))
         return tags
 
     # --- the networks -------------------------------------------------------------------------
@@ -135,6 +142,10 @@ class DCGAN(GenerativeModel):
         """D(x): the probability that each image is real, (B,)."""
         return self.discriminator(x).flatten()
 
+    def _training_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """D's logits in a training phase: on DiffAugment-ed images when a policy is set."""
+        return self.discriminator_logits(diff_augment(x, self.config.diff_augment))
+
     # --- the two phases of a step -------------------------------------------------------------
     def discriminator_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """-log D(x) - log(1 - D(G(z))), batch means. Real and generated images go through D as
@@ -145,8 +156,8 @@ class DCGAN(GenerativeModel):
         # statistics are left for the generator phase's pass over the same z.
         with torch.no_grad(), frozen_batchnorm_stats(self.generator):
             fake = self.decode(z)
-        real_logits = self.discriminator_logits(x)
-        fake_logits = self.discriminator_logits(fake)
+        real_logits = self._training_logits(x)
+        fake_logits = self._training_logits(fake)
         loss = discriminator_real_loss(real_logits).mean() + discriminator_fake_loss(fake_logits).mean()
         return {"discriminator_loss": loss,
                 "D(x)": torch.sigmoid(real_logits.detach()).mean(),
@@ -159,7 +170,7 @@ class DCGAN(GenerativeModel):
         self._step_latents = None
         if z is None:  # run on its own (tests): draw this step's latents here
             z = self.sample_latents(len(x), device=x.device)
-        fake_logits = self.discriminator_logits(self.decode(z))
+        fake_logits = self._training_logits(self.decode(z))
         loss = generator_loss(fake_logits, self.config.generator_loss).mean()
         return {"generator_loss": loss, "D(G(z2))": torch.sigmoid(fake_logits.detach()).mean()}
 

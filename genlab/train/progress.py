@@ -22,7 +22,7 @@ class Progress:
                  interval: float = 15.0):
         self.stream = stream or sys.stderr
         self.start, self.total, self.batch_size, self.interval = start, total, batch_size, interval
-        self.step, self.last_loss = start, float("nan")
+        self.step, self.last_losses = start, {"loss": float("nan")}
         self.t0 = self.last_line = time.perf_counter()
         self.bar = None
         if getattr(self.stream, "isatty", lambda: False)():
@@ -43,19 +43,21 @@ class Progress:
         elif time.perf_counter() - self.last_line >= self.interval:
             self._line()
 
-    def loss(self, value: float) -> None:
-        self.last_loss = value
+    def loss(self, values: dict[str, float]) -> None:
+        """The latest losses to show, by name (one per phase: a GAN shows both networks')."""
+        self.last_losses = dict(values)
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{value:.4g}", img_s=f"{self.images_per_second():.0f}",
-                                 refresh=False)
+            shown = {name: f"{value:.4g}" for name, value in values.items()}
+            self.bar.set_postfix(**shown, img_s=f"{self.images_per_second():.0f}", refresh=False)
 
     def _line(self) -> None:
         self.last_line = time.perf_counter()
         rate = self.images_per_second()
         steps_per_s = rate / self.batch_size if rate else 0.0
         eta = (self.total - self.step) / steps_per_s if steps_per_s else 0.0
-        print(f"step {self.step}/{self.total}  loss {self.last_loss:.4g}  {rate:.0f} img/s  "
-              f"eta {_clock(eta)}", file=self.stream, flush=True)
+        losses = "  ".join(f"{name} {value:.4g}" for name, value in self.last_losses.items())
+        print(f"step {self.step}/{self.total}  {losses}  {rate:.0f} img/s  eta {_clock(eta)}",
+              file=self.stream, flush=True)
 
     def write(self, message: str) -> None:
         """Print a message without breaking the bar."""

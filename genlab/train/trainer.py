@@ -93,6 +93,7 @@ class Trainer:
         cfg = config.train
         self.optimizers = self.model.optimizers(cfg)
         self.phases = self.model.phases()
+        self._minimised = {phase.minimise for phase in self.phases}  # shown by the progress bar
         # Worked out once, not every step: with several phases, parameters outside a phase's
         # optimizer get no gradient (and cost none) during that phase.
         self._phase_trainable = ({phase.name: self._trainable_flags(phase) for phase in self.phases}
@@ -246,7 +247,8 @@ class Trainer:
                         means = self._check_finite(window, names).mean(0)
                         logger.scalars(self.step, {f"train/{n}": float(v)
                                                    for n, v in zip(names, means)})
-                        progress.loss(float(means[0]))  # the first phase's first loss
+                        progress.loss({n: float(v) for n, v in zip(names, means)
+                                       if n in self._minimised})
                         window.clear()
                     if self.step % cfg.saving_steps == 0 or last:
                         if window:
