@@ -158,7 +158,8 @@ class DCGAN(GenerativeModel):
             fake = self.decode(z)
         real_logits = self._training_logits(x)
         fake_logits = self._training_logits(fake)
-        loss = discriminator_real_loss(real_logits).mean() + discriminator_fake_loss(fake_logits).mean()
+        loss = (discriminator_real_loss(real_logits).mean()
+                + discriminator_fake_loss(fake_logits).mean())
         return {"discriminator_loss": loss,
                 "D(x)": torch.sigmoid(real_logits.detach()).mean(),
                 "D(G(z1))": torch.sigmoid(fake_logits.detach()).mean()}
