@@ -1,4 +1,4 @@
-"""The `genlab` command: train, eval, fid, sample, datasets, demo.
+"""The `genlab` command: train, eval, fid, sample, prepare, datasets, demo.
 
 Every flag of `genlab train MODEL` comes from a config dataclass field (genlab.config and the
 model's own config). Bad input ends with one sentence on stderr and exit code 2, never a
@@ -257,6 +257,42 @@ def cmd_fid(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from genlab.data.celeba import (ALIGNED_FOLDER, DEFAULT_CROP, folder_batches, folder_files,
+                                    write_hdf5)
+
+    source, output = Path(args.source), Path(args.output)
+    if output.suffix.lower() not in (".h5", ".hdf5"):
+        raise GenlabError(f"-o {output} should end in .h5 or .hdf5")
+    if output.exists() and not args.overwrite:
+        raise GenlabError(f"{output} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise GenlabError(f"the folder of -o {output} does not exist; create it first")
+    aligned = (source / ALIGNED_FOLDER).is_dir()
+    crop = args.crop if args.crop is not None else (DEFAULT_CROP if aligned else None)
+    files = folder_files(source, args.split)
+    what = f"aligned CelebA, split {args.split}" if aligned and args.split else (
+        "aligned CelebA" if aligned else "images")
+    _say(f"preparing {len(files)} {what} from {source}: centre crop "
+         f"{crop if crop else 'to the shorter side'}, resized to {args.size}x{args.size}")
+    bar = tqdm(total=len(files), unit="img", file=sys.stderr, desc="prepare",
+               mininterval=0.5 if sys.stderr.isatty() else 30.0)
+
+    def counted():
+        for batch in folder_batches(files, args.size, crop):
+            bar.update(len(batch))
+            yield batch
+
+    try:
+        write_hdf5(output, counted(), len(files), (3, args.size, args.size))
+    finally:
+        bar.close()
+    print(f"{output}: {len(files)} images, uint8 {len(files)} x 3 x {args.size} x {args.size}")
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from genlab.data import DATASETS, check_data_dir
 
@@ -368,6 +404,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_step_flag(sample)
     _add_device_flag(sample)
     sample.set_defaults(handler=cmd_sample)
+
+    prepare = commands.add_parser("prepare", help="convert a folder of images (or aligned "
+                                  "CelebA) to one HDF5 file", description="Centre-crop and resize "
+                                  "every image of a folder (searched recursively; for an aligned "
+                                  "CelebA folder, the JPEGs of img_align_celeba/) and write them "
+                                  "as one uint8 N x 3 x S x S dataset 'images' in an HDF5 file, "
+                                  "so training starts without decoding JPEGs.")
+    prepare.add_argument("source", metavar="SRC", help="folder of images or aligned CelebA")
+    prepare.add_argument("-o", "--output", required=True, help="HDF5 file to write (.h5)")
+    prepare.add_argument("--size", type=_positive_int, default=64,
+                         help="output images are SIZE x SIZE (default: 64)")
+    prepare.add_argument("--crop", type=_positive_int, default=None,
+                         help="centre crop side before resizing (default: 148 for aligned "
+                         "CelebA, the shorter side otherwise)")
+    prepare.add_argument("--split", choices=["train", "val", "test"], default=None,
+                         help="aligned CelebA only: one split of list_eval_partition.txt "
+                         "(default: every image)")
+    prepare.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    prepare.set_defaults(handler=cmd_prepare)
 
     datasets = commands.add_parser("datasets", help="which data sets are found where",
                                    description="List the data sets genlab knows, their splits "

@@ -169,8 +169,9 @@ def test_demo_falls_back_to_the_embedded_digits_and_says_so(tmp_path):
     assert samples.is_file() and "samples:     runs/demo-vae-digits" in result.stdout
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["train", "vae"], ["eval"], ["fid"],
-                                     ["sample"], ["datasets"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["train", "vae"], ["train", "dcgan"],
+                                     ["eval"], ["fid"], ["sample"], ["prepare"], ["datasets"],
+                                     ["demo"]])
 def test_help_for_every_command(command):
     result = run_cli(*command, "--help")
     assert result.returncode == 0 and "usage: genlab" in result.stdout

@@ -1,0 +1,178 @@
+"""CelebA as the lab ships it (an HDF5 file of uint8 images) and as it is published (the aligned
+JPEG folder), plus any folder of images: read into one uint8 tensor (N, C, H, W), and written to
+the HDF5 layout by `genlab prepare` so later runs start fast.
+
+HDF5 layout: the file's first dataset holds the images as uint8, N x C x H x W (C = 1 or 3) or
+N x H x W x C. `genlab prepare` writes N x 3 x S x S into a dataset called "images".
+
+The official aligned CelebA folder holds `img_align_celeba/*.jpg` (178 x 218 faces, eyes at the
+same place) and optionally `list_eval_partition.txt` ("000001.jpg 0" per line: 0 train, 1 val,
+2 test). Faces are centre-cropped to a square (148 by default, as in the VAE/GAN paper's code)
+and resized to S x S.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from genlab.data.folder import image_files
+from genlab.errors import DataError
+
+ALIGNED_FOLDER = "img_align_celeba"
+PARTITION_FILE = "list_eval_partition.txt"
+PARTITIONS = {"train": "0", "val": "1", "test": "2"}
+DEFAULT_CROP = 148
+HDF5_DATASET = "images"
+_READ_CHUNK = 4096  # images read from an HDF5 file at a time
+
+
+# --- HDF5 -------------------------------------------------------------------------------------
+
+def _first_dataset(handle, path: Path):
+    import h5py
+
+    found = []
+    handle.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset)
+                      and not found else None)
+    if not found:
+        raise DataError(f"{path} holds no dataset; write the images as one uint8 dataset "
+                        "(N x 3 x 64 x 64), e.g. with `genlab prepare`")
+    return found[0]
+
+
+def _layout(shape: tuple[int, ...], path: Path, name: str) -> str:
+    """'nchw' or 'nhwc' for an image dataset's shape, or a DataError naming the file."""
+    if len(shape) == 4 and shape[0] > 0:
+        if shape[1] in (1, 3) and shape[3] not in (1, 3):
+            return "nchw"
+        if shape[3] in (1, 3):
+            return "nhwc"
+    raise DataError(f"dataset {name!r} in {path} has shape {shape}; expected images N x C x H x W "
+                    "or N x H x W x C with C = 1 or 3")
+
+
+def read_hdf5(path: str | Path, log: Callable[[str], None] | None = None) -> torch.Tensor:
+    """The images of an HDF5 file's first dataset as one uint8 tensor (N, C, H, W)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; pass an HDF5 file of images or a folder")
+    try:
+        with h5py.File(path, "r") as handle:
+            dataset = _first_dataset(handle, path)
+            name = dataset.name
+            if dataset.dtype != np.uint8:
+                raise DataError(f"dataset {name!r} in {path} holds {dataset.dtype} values; "
+                                "expected uint8 images 0..255")
+            layout = _layout(dataset.shape, path, name)
+            n = dataset.shape[0]
+            c, h, w = ((dataset.shape[1:]) if layout == "nchw"
+                       else (dataset.shape[3], dataset.shape[1], dataset.shape[2]))
+            if log:
+                log(f"reading {n} images of {c}x{h}x{w} from {path}")
+            images = torch.empty((n, c, h, w), dtype=torch.uint8)
+            # Chunk by chunk into the preallocated tensor: never two copies of the data set.
+            for start in range(0, n, _READ_CHUNK):
+                chunk = torch.from_numpy(dataset[start:start + _READ_CHUNK])
+                if layout == "nhwc":
+                    chunk = chunk.permute(0, 3, 1, 2)  # (n, H, W, C) -> (n, C, H, W)
+                images[start:start + len(chunk)] = chunk
+            return images
+    except OSError as exc:
+        raise DataError(f"{path} is not a readable HDF5 file ({exc}); check the file or "
+                        "write it again with `genlab prepare`") from None
+
+
+def write_hdf5(path: str | Path, batches: Iterator[torch.Tensor], count: int,
+               image_shape: tuple[int, int, int]) -> Path:
+    """Write `count` uint8 images (C, H, W) from `batches` to dataset "images", atomically: the
+    file appears under its name only once complete."""
+    import h5py
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as handle:
+            dataset = handle.create_dataset(HDF5_DATASET, shape=(count, *image_shape),
+                                            dtype=np.uint8,
+                                            chunks=(min(count, 256), *image_shape))
+            written = 0
+            for batch in batches:
+                dataset[written:written + len(batch)] = batch.numpy()
+                written += len(batch)
+            if written != count:
+                raise DataError(f"expected {count} images for {path} but got {written}")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise DataError(f"cannot write {path} ({exc.strerror or exc}); check the folder and "
+                        "the free space") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# --- image folders ----------------------------------------------------------------------------
+
+def aligned_files(folder: Path, split: str | None) -> list[Path]:
+    """The JPEGs of an aligned CelebA folder, in name order; only `split`'s when the partition
+    file is there and a split is asked for."""
+    images = Path(folder) / ALIGNED_FOLDER
+    files = sorted(images.glob("*.jpg"))
+    partition = Path(folder) / PARTITION_FILE
+    if split is None or not partition.is_file():
+        return files
+    if split not in PARTITIONS:
+        raise DataError(f"{partition} has splits {', '.join(PARTITIONS)}, not {split!r}")
+    wanted = set()
+    for number, line in enumerate(partition.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or parts[1] not in PARTITIONS.values():
+            raise DataError(f"line {number} of {partition} is {line!r}; expected "
+                            "'<file>.jpg <0|1|2>'")
+        if parts[1] == PARTITIONS[split]:
+            wanted.add(parts[0])
+    return [f for f in files if f.name in wanted]
+
+
+def folder_files(folder: str | Path, split: str | None = None) -> list[Path]:
+    """The images of an aligned CelebA folder (see aligned_files) or of any folder, recursively."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder of images")
+    files = aligned_files(folder, split) if (folder / ALIGNED_FOLDER).is_dir() else image_files(folder)
+    if not files:
+        raise DataError(f"{folder} holds no image files")
+    return files
+
+
+def crop_and_resize(path: Path, size: int, crop: int | None) -> np.ndarray:
+    """One image as (3, size, size) uint8: centre-cropped to `crop` x `crop` (or to its shorter
+    side when crop is None or larger than the image), then resized with PIL's bilinear filter
+    with antialiasing, as torchvision's CenterCrop + Resize do on a PIL image."""
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable image ({exc}); remove it or replace it") from None
+    w, h = rgb.size
+    side = min(w, h) if crop is None else min(crop, w, h)
+    left, top = int(round((w - side) / 2.0)), int(round((h - side) / 2.0))
+    square = rgb.crop((left, top, left + side, top + side))
+    return np.asarray(square.resize((size, size), Image.BILINEAR)).transpose(2, 0, 1)
+
+
+def folder_batches(files: list[Path], size: int, crop: int | None,
+                   batch_size: int = 256) -> Iterator[torch.Tensor]:
+    """uint8 (n, 3, size, size) batches of `files`, cropped and resized."""
+    for start in range(0, len(files), batch_size):
+        yield torch.from_numpy(np.stack([crop_and_resize(p, size, crop)
+                                         for p in files[start:start + batch_size]]))
