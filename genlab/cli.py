@@ -77,12 +77,13 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict
             continue
         meta, kind = field.metadata, hints[field.name]
         default = defaults.get(field.name, field.default)
+        shown = "" if default is None else f" (default: {default})"  # None: the help says
         kwargs: dict[str, Any] = dict(dest=field.name, default=argparse.SUPPRESS,
-                                      help=f"{meta['help']} (default: {default})")
+                                      help=f"{meta['help']}{shown}")
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            if kind is int:
+            if kind in (int, int | None):
                 kwargs["type"] = (_positive_int if meta.get("positive") else
                                   _non_negative_int if meta.get("non_negative") else _int)
             elif kind is float:
@@ -125,12 +126,17 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
     config, folder, resuming = prepare_run(model_name, settings, run_dir)
     device = resolve_device(config.train.device)
     train_set = load_split(config.data, config.data.train_split, log=_say)
-    val_set = (train_set if config.data.val_split == config.data.train_split
+    without_splits = train_set.split != config.data.train_split  # a --data source: one split
+    val_set = (train_set if config.data.val_split == config.data.train_split or without_splits
                else load_split(config.data, config.data.val_split, log=_say))
     if resuming and tuple(train_set.image_shape) != tuple(config.image_shape):
         raise GenlabError(f"the data now loads as {train_set.image_shape} images but the run in "
-                          f"{folder} was trained on {tuple(config.image_shape)}; check --data-dir")
+                          f"{folder} was trained on {tuple(config.image_shape)}; check "
+                          f"{'--data' if config.data.data_path else '--data-dir'}")
     config.image_shape = train_set.image_shape
+    c, h, w = train_set.image_shape
+    if config.data.image_size is None and h == w:
+        config.data.image_size = h  # stored concrete: the run reloads the same images
     if config.eval.fid_samples > len(train_set) and "fid_samples" in settings:
         raise GenlabError(f"--fid-samples {config.eval.fid_samples} is more than the "
                           f"{len(train_set)} images of the training split; use at most "
@@ -148,8 +154,8 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
     trainer = Trainer(config, folder, model, train_set, val_set, device)
     if trainer.resume(_warn):
         _say(f"resuming {folder} from step {trainer.step} ({trainer.last_checkpoint.name})")
-    elif config.data.train_split == config.data.val_split:
-        _say(f"note: validating on the training split ({config.data.train_split})")
+    elif config.data.train_split == config.data.val_split or without_splits:
+        _say(f"note: validating on the training split ({train_set.split})")
     _say(f"training {model_name} on {config.data.dataset}/{config.data.train_split} "
          f"({len(train_set)} images from {train_set.source}) on {device} to step "
          f"{config.train.num_training_steps}")

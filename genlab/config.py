@@ -38,7 +38,17 @@ class DataConfig:
         resumable=True)
     train_split: str = option("train", "split to train on (`test` where only the test split exists)")
     val_split: str = option("test", "split for the validation curves and image grids")
-    image_size: int = option(32, "images are resized to this many pixels a side", positive=True)
+    image_size: int | None = option(
+        None, "images are resized to this many pixels a side (default: 32 for the IDX data sets "
+        "and digits, as the homework's Resize(32); an HDF5 file's own size; 64 for a folder)",
+        positive=True)
+    data_path: str | None = option(
+        None, "train on an HDF5 file of uint8 images or a folder of images (aligned CelebA or "
+        "any folder, searched recursively) instead of --dataset", aliases=("--data",),
+        resumable=True)
+    crop: int | None = option(
+        None, "centre crop side for a --data folder before resizing (default: 148 for aligned "
+        "CelebA, the shorter side otherwise)", positive=True)
     download: bool = option(True, "download missing files from the data set's mirrors",
                             resumable=True)
 

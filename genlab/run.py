@@ -26,6 +26,12 @@ def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
                        train=TrainConfig(**model_cls.train_defaults), image_shape=(0, 0, 0))
     for name, value in settings.items():
         setattr(_section_of(config, name), name, value)
+    if config.data.data_path is not None:
+        if "dataset" in settings:
+            raise GenlabError(f"--dataset {settings['dataset']} and --data "
+                              f"{config.data.data_path} name two data sources; pass one of them")
+        # Named after the file or folder: run folders and FID records say what was trained on.
+        config.data.dataset = Path(config.data.data_path.rstrip("/")).stem or "data"
     return config
 
 

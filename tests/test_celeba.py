@@ -124,3 +124,58 @@ def test_prepare_names_a_broken_image_and_leaves_no_file(tmp_path):
     assert result.returncode == 2
     assert "b.jpg is not a readable image" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_train_on_an_hdf5_file_resumes_exactly_and_writes_grids(tmp_path):
+    from genlab.train.checkpoint import latest_checkpoint
+
+    path = tmp_path / "faces.h5"
+    smooth = torch.from_numpy(faces(96, size=(32, 32))).permute(0, 3, 1, 2)  # (N, 3, 32, 32)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=smooth.numpy())
+
+    def train(run, steps):
+        return run_cli("train", "vae", "--data", path, "--run-dir", run, "--steps", steps,
+                       "--saving-steps", "10", "--batch-size", "16", "--fid-samples", "0")
+
+    result = train(tmp_path / "straight", 20)
+    assert result.returncode == 0, result.stderr
+    assert "has no splits" in result.stderr and "validating on the training split (all)" in result.stderr
+    assert train(tmp_path / "resumed", 10).returncode == 0
+    result = train(tmp_path / "resumed", 20)
+    assert result.returncode == 0 and "resuming" in result.stderr
+    a, _ = latest_checkpoint(tmp_path / "straight", pytest.fail)
+    b, _ = latest_checkpoint(tmp_path / "resumed", pytest.fail)
+    assert a["step"] == b["step"] == 20
+    assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
+    import json
+
+    config = json.loads((tmp_path / "straight" / "config.json").read_text())
+    assert config["data"]["dataset"] == "faces" and config["data"]["image_size"] == 32
+    assert config["image_shape"] == [3, 32, 32]
+    for name in ("val", "reconstructions", "samples"):
+        with Image.open(tmp_path / "straight" / "checkpoints" / f"step-00000020-{name}.png") as grid:
+            assert grid.mode == "RGB"
+
+
+def test_train_on_an_aligned_folder_uses_its_splits_and_size(tmp_path):
+    folder = write_aligned(tmp_path / "celeba", 12, partition=[0] * 8 + [1, 1, 2, 2])
+    run = tmp_path / "run"
+    result = run_cli("train", "vae", "--data", folder, "--image-size", "16", "--run-dir", run,
+                     "--steps", "2", "--batch-size", "4", "--fid-samples", "0")
+    assert result.returncode == 0, result.stderr
+    assert "decoding 8 images" in result.stderr and "decoding 2 images" in result.stderr
+    import json
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["image_shape"] == [3, 16, 16] and config["data"]["dataset"] == "celeba"
+
+
+def test_data_flag_errors_are_one_sentence(tmp_path):
+    both = run_cli("train", "vae", "--data", tmp_path, "--dataset", "digits",
+                   "--run-dir", tmp_path / "r1")
+    assert both.returncode == 2 and "two data sources" in both.stderr
+    missing = run_cli("train", "vae", "--data", tmp_path / "nope.h5", "--run-dir", tmp_path / "r2")
+    assert missing.returncode == 2 and "nope.h5 does not exist" in missing.stderr
+    assert "Traceback" not in both.stderr + missing.stderr
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()

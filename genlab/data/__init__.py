@@ -14,6 +14,8 @@ from genlab.errors import DataError
 
 __all__ = ["DATASETS", "BatchStream", "ImageSet", "load_split", "check_data_dir"]
 
+HOMEWORK_SIZE = 32  # the homework's transforms.Resize(32), the IDX sets' and digits' default
+
 
 @dataclass(frozen=True)
 class DatasetEntry:
@@ -26,7 +28,7 @@ class DatasetEntry:
 
 def _idx_entry(spec: IDXDataset) -> DatasetEntry:
     def load(cfg: DataConfig, split: str, log=None) -> ImageSet:
-        return load_idx_split(spec, split, cfg.data_dir, cfg.image_size,
+        return load_idx_split(spec, split, cfg.data_dir, cfg.image_size or HOMEWORK_SIZE,
                               allow_download=cfg.download, log=log)
 
     def locate(cfg: DataConfig, split: str) -> str:
@@ -44,7 +46,8 @@ DATASETS: dict[str, DatasetEntry] = {
     "fashion-mnist": _idx_entry(FASHION_MNIST),
     "digits": DatasetEntry(
         "digits", "scikit-learn's 8x8 handwritten digits (embedded, no download)", digits.COUNTS,
-        lambda cfg, split, log=None: digits.load_digits_split(split, cfg.image_size),
+        lambda cfg, split, log=None: digits.load_digits_split(split,
+                                                               cfg.image_size or HOMEWORK_SIZE),
         lambda cfg, split: "embedded in scikit-learn"),
 }
 
@@ -56,7 +59,11 @@ def check_data_dir(cfg: DataConfig) -> None:
 
 
 def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = None) -> ImageSet:
-    """Load one split of the configured data set into memory (on the CPU)."""
+    """Load one split of the configured data set (or --data file/folder) into memory (CPU)."""
+    if cfg.data_path is not None:
+        from genlab.data.celeba import load_files_split  # h5py: only when asked for
+
+        return load_files_split(cfg.data_path, split, cfg.image_size, cfg.crop, cfg.dataset, log)
     if cfg.dataset not in DATASETS:
         raise DataError(f"unknown data set {cfg.dataset!r} for --dataset; choose one of "
                         f"{', '.join(DATASETS)}")

@@ -22,6 +22,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from genlab.data.folder import image_files
+from genlab.data.memory import ImageSet
+from genlab.data.transforms import resize_uint8
 from genlab.errors import DataError
 
 ALIGNED_FOLDER = "img_align_celeba"
@@ -29,6 +31,8 @@ PARTITION_FILE = "list_eval_partition.txt"
 PARTITIONS = {"train": "0", "val": "1", "test": "2"}
 DEFAULT_CROP = 148
 HDF5_DATASET = "images"
+FOLDER_IMAGE_SIZE = 64     # a folder's images have no one size: the lab's 64 unless told
+NO_SPLITS = "all"          # the split name of a source without splits
 _READ_CHUNK = 4096  # images read from an HDF5 file at a time
 
 
@@ -176,3 +180,42 @@ def folder_batches(files: list[Path], size: int, crop: int | None,
     for start in range(0, len(files), batch_size):
         yield torch.from_numpy(np.stack([crop_and_resize(p, size, crop)
                                          for p in files[start:start + batch_size]]))
+
+
+# --- a training split from --data ---------------------------------------------------------------
+
+def has_splits(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / ALIGNED_FOLDER).is_dir() and (path / PARTITION_FILE).is_file()
+
+
+def load_files_split(path: str | Path, split: str, image_size: int | None, crop: int | None,
+                     name: str, log: Callable[[str], None] | None = None) -> ImageSet:
+    """One split of an HDF5 file or image folder as an in-memory ImageSet.
+
+    An aligned CelebA folder with its partition file has the splits train, val and test; any
+    other source has one, "all", returned whatever split is asked for.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        aligned = (path / ALIGNED_FOLDER).is_dir()
+        split_used = split if has_splits(path) else NO_SPLITS
+        files = folder_files(path, split if split_used != NO_SPLITS else None)
+        size = image_size or FOLDER_IMAGE_SIZE
+        crop = crop if crop is not None else (DEFAULT_CROP if aligned else None)
+        if log:
+            log(f"decoding {len(files)} images of {path} (centre crop "
+                f"{crop or 'to the shorter side'}, {size}x{size}); `genlab prepare` makes an "
+                "HDF5 file that loads faster")
+        images = torch.cat(list(folder_batches(files, size, crop)))
+    elif path.is_file():
+        images, split_used = read_hdf5(path, log), NO_SPLITS
+        if image_size:
+            if images.shape[2] != images.shape[3]:
+                raise DataError(f"{path} holds {images.shape[2]}x{images.shape[3]} images; "
+                                "--image-size makes square images from square ones only")
+            images = resize_uint8(images, image_size)
+    else:
+        raise DataError(f"--data {path} does not exist; pass an HDF5 file of images or a folder")
+    where = str(path) if split_used != NO_SPLITS else f"{path}, which has no splits"
+    return ImageSet(images=images, labels=None, dataset=name, split=split_used, source=where)
