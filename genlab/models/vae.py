@@ -26,6 +26,8 @@ from genlab.config import TrainConfig, option
 from genlab.errors import GenlabError
 from genlab.losses import bernoulli_nll, clamp_with_gradient, gaussian_kl
 from genlab.models.base import GenerativeModel, Phase
+from genlab.models.larsen import IMAGE_SIZE as LARSEN_SIZE
+from genlab.models.larsen import larsen64_arch
 
 # exp(2 * 20) = 2.4e17: any log sigma above this is clamped in the forward pass so the KL and
 # the sampled z stay finite in float32 and bfloat16; no trained posterior comes near it.
@@ -96,13 +98,14 @@ def mlp_arch(latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[nn.Mod
     return encoder, decoder
 
 
-ARCHITECTURES = {"conv": conv_arch, "conv-shallow": conv_shallow_arch, "mlp": mlp_arch}
+ARCHITECTURES = {"conv": conv_arch, "conv-shallow": conv_shallow_arch, "mlp": mlp_arch,
+                 "larsen64": larsen64_arch}
 
 
 @dataclass
 class VAEConfig:
-    arch: str = option("conv", "encoder/decoder: conv (the homework's table), conv-shallow, mlp",
-                       choices=tuple(ARCHITECTURES))
+    arch: str = option("conv", "encoder/decoder: conv (the homework's table), conv-shallow, mlp, "
+                       "larsen64 (Larsen et al.'s, for 64x64 images)", choices=tuple(ARCHITECTURES))
     latent_dim: int = option(64, "size of the latent code z", positive=True)
 
 
@@ -117,6 +120,9 @@ class VAE(GenerativeModel):
     def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
         c, h, w = image_shape
+        if config.arch == "larsen64" and (h, w) != (LARSEN_SIZE, LARSEN_SIZE):
+            raise GenlabError(f"--arch larsen64 needs 64x64 images, got {h}x{w}; use "
+                              "--image-size 64")
         if config.arch != "mlp" and (h % 4 or w % 4):
             raise GenlabError(f"--arch {config.arch} needs an --image-size divisible by 4, got {h}; "
                               "use a multiple of 4 or --arch mlp")
