@@ -92,7 +92,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict
             options = choices.get(field.name) or meta.get("choices")
             if options:
                 kwargs["choices"] = list(options)
-                kwargs["metavar"] = "{" + ",".join(options) + "}"
+                kwargs["metavar"] = "{" + ",".join(map(str, options)) + "}"
         group.add_argument(flag_name(field.name), *meta.get("aliases", ()), **kwargs)
 
 

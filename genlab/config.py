@@ -46,6 +46,9 @@ class DataConfig:
         None, "train on an HDF5 file of uint8 images or a folder of images (aligned CelebA or "
         "any folder, searched recursively) instead of --dataset", aliases=("--data",),
         resumable=True)
+    channels: int | None = option(
+        None, "1 (grey) or 3 (RGB): convert the images to this many channels (default: as "
+        "stored)", choices=(1, 3))
     crop: int | None = option(
         None, "centre crop side for a --data folder before resizing (default: 148 for aligned "
         "CelebA, the shorter side otherwise)", positive=True)

@@ -179,3 +179,25 @@ def test_data_flag_errors_are_one_sentence(tmp_path):
     assert missing.returncode == 2 and "nope.h5 does not exist" in missing.stderr
     assert "Traceback" not in both.stderr + missing.stderr
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_channels_conversion_matches_pil_and_applies_to_every_source(tmp_path):
+    from genlab.data.transforms import convert_channels
+
+    rgb = faces(4, size=(20, 20))                                   # (4, 20, 20, 3)
+    grey = convert_channels(torch.from_numpy(rgb).permute(0, 3, 1, 2), 1)
+    expected = np.stack([np.asarray(Image.fromarray(f).convert("L")) for f in rgb])
+    assert grey.shape == (4, 1, 20, 20) and np.array_equal(grey[:, 0].numpy(), expected)
+    back = convert_channels(grey, 3)
+    assert back.shape == (4, 3, 20, 20) and all(torch.equal(back[:, i], grey[:, 0]) for i in range(3))
+
+    run = tmp_path / "run"
+    result = run_cli("train", "vae", "--dataset", "digits", "--channels", "3", "--image-size",
+                     "16", "--run-dir", run, "--steps", "2", "--fid-samples", "0")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads((run / "config.json").read_text())["image_shape"] == [3, 16, 16]
+    bad = run_cli("train", "vae", "--dataset", "digits", "--channels", "2",
+                  "--run-dir", tmp_path / "r2")
+    assert bad.returncode == 2 and "--channels" in bad.stderr and "Traceback" not in bad.stderr

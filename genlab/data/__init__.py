@@ -9,6 +9,7 @@ from typing import Callable
 from genlab.config import DataConfig
 from genlab.data import digits
 from genlab.data.memory import BatchStream, ImageSet
+from genlab.data.transforms import convert_channels
 from genlab.data.mnist import FASHION_MNIST, MNIST, IDXDataset, find_split, load_idx_split, search_dirs
 from genlab.errors import DataError
 
@@ -59,17 +60,22 @@ def check_data_dir(cfg: DataConfig) -> None:
 
 
 def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = None) -> ImageSet:
-    """Load one split of the configured data set (or --data file/folder) into memory (CPU)."""
+    """Load one split of the configured data set (or --data file/folder) into memory (CPU),
+    with --channels applied."""
     if cfg.data_path is not None:
         from genlab.data.celeba import load_files_split  # h5py: only when asked for
 
-        return load_files_split(cfg.data_path, split, cfg.image_size, cfg.crop, cfg.dataset, log)
-    if cfg.dataset not in DATASETS:
-        raise DataError(f"unknown data set {cfg.dataset!r} for --dataset; choose one of "
-                        f"{', '.join(DATASETS)}")
-    entry = DATASETS[cfg.dataset]
-    if split not in entry.counts:
-        raise DataError(f"{cfg.dataset} has no split {split!r}; choose one of "
-                        f"{', '.join(entry.counts)} with --train-split/--val-split")
-    check_data_dir(cfg)
-    return entry.load(cfg, split, log)
+        images = load_files_split(cfg.data_path, split, cfg.image_size, cfg.crop, cfg.dataset, log)
+    else:
+        if cfg.dataset not in DATASETS:
+            raise DataError(f"unknown data set {cfg.dataset!r} for --dataset; choose one of "
+                            f"{', '.join(DATASETS)}")
+        entry = DATASETS[cfg.dataset]
+        if split not in entry.counts:
+            raise DataError(f"{cfg.dataset} has no split {split!r}; choose one of "
+                            f"{', '.join(entry.counts)} with --train-split/--val-split")
+        check_data_dir(cfg)
+        images = entry.load(cfg, split, log)
+    if cfg.channels is not None:
+        images.images = convert_channels(images.images, cfg.channels)
+    return images

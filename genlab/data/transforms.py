@@ -43,3 +43,25 @@ def to_unit_range(images: torch.Tensor, value_range: tuple[float, float]) -> tor
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats -> uint8 0..255, rounded to nearest as a PNG writer would."""
     return images.clamp(0.0, 1.0).mul(255).round_().to(torch.uint8)
+
+
+# ITU-R 601-2 luma (0.299, 0.587, 0.114) in PIL's 16-bit fixed point, as its convert("L") does.
+_LUMA = (19595, 38470, 7471)
+
+
+def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) with C in {1, 3} -> (N, channels, H, W): grey repeated into RGB, or RGB
+    to grey exactly as PIL's convert("L") computes it."""
+    have = images.shape[1]
+    if have == channels:
+        return images
+    if have == 1 and channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    if have == 3 and channels == 1:
+        out = torch.empty((images.shape[0], 1, *images.shape[2:]), dtype=torch.uint8)
+        for start in range(0, len(images), _CHUNK):
+            chunk = images[start:start + _CHUNK].to(torch.int32)
+            luma = sum(w * chunk[:, i:i + 1] for i, w in enumerate(_LUMA))
+            out[start:start + _CHUNK] = ((luma + 0x8000) >> 16).to(torch.uint8)
+        return out
+    raise ValueError(f"cannot convert {have}-channel images to {channels} channels")
