@@ -79,7 +79,9 @@ def larsen_decoder(latent_dim: int, channels: int, last: nn.Module | None = None
 
 def larsen_discriminator(channels: int) -> nn.Sequential:
     """Images (B, C, 64, 64) -> (B, 1) probabilities; its children name the layers whose
-    activations a feature-wise similarity can use (conv1..conv4, fc)."""
+    activations a feature-wise similarity can use (conv1..conv4, fc). The authors' code
+    (andersbll/autoencoding_beyond_pixels, recon_depth=9 in celeba_aegan.py) measures the
+    similarity on the 4th convolution's output before its BatchNorm: `conv4[0]` here."""
     def conv(c_in: int, c_out: int, stride: int, batchnorm: bool) -> nn.Sequential:
         layers = [nn.Conv2d(c_in, c_out, 5, stride, 2)]
         if batchnorm:
