@@ -45,3 +45,13 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
     return subprocess.run([sys.executable, "-m", "genlab", *map(str, args)], cwd=cwd or REPO,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def layer_output_shapes(net, x) -> dict[str, tuple[int, ...]]:
+    """Each named child's output shape (without the batch) as `x` runs through `net` in order:
+    the per-row check of an architecture table."""
+    shapes = {}
+    for name, layer in net.named_children():
+        x = layer(x)
+        shapes[name] = tuple(x.shape[1:])
+    return shapes

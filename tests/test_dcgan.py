@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import SHARED_MNIST, needs_inception, needs_shared_mnist, run_cli
+from conftest import (SHARED_MNIST, layer_output_shapes, needs_inception, needs_shared_mnist,
+                      run_cli)
 from genlab.losses import discriminator_fake_loss, discriminator_real_loss, generator_loss
 from genlab.models.dcgan import DCGAN, DCGANConfig
 from genlab.run import default_run_dir, new_config
@@ -24,22 +25,14 @@ def build(hidden_g: int = 16, hidden_d: int = 16, latent: int = 100, **config) -
                              discriminator_hidden_dim=hidden_d, **config), (1, 32, 32))
 
 
-def outputs_of(net: nn.Sequential, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for name, layer in net.named_children():
-        x = layer(x)
-        shapes[name] = tuple(x.shape[1:])
-    return shapes
-
-
 @pytest.mark.parametrize("h", [8, 16, 32])
 def test_layers_match_the_homework_tables(h):
     model = build(h, h)
     g, d = model.generator, model.discriminator
     z = torch.randn(5, 100, 1, 1)
-    assert outputs_of(g, z) == {"g1": (4 * h, 4, 4), "g2": (2 * h, 8, 8), "g3": (h, 16, 16),
-                                "g4": (1, 32, 32)}
-    assert outputs_of(d, torch.randn(5, 1, 32, 32)) == {
+    assert layer_output_shapes(g, z) == {"g1": (4 * h, 4, 4), "g2": (2 * h, 8, 8),
+                                         "g3": (h, 16, 16), "g4": (1, 32, 32)}
+    assert layer_output_shapes(d, torch.randn(5, 1, 32, 32)) == {
         "d1": (h, 16, 16), "d2": (2 * h, 8, 8), "d3": (4 * h, 4, 4), "d4": (1, 1, 1),
         "sigmoid": (1, 1, 1)}
     # Kernel, stride, padding per row of the tables.

@@ -6,17 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import run_cli
+from conftest import layer_output_shapes, run_cli
 from genlab.models.larsen import LarsenEncoder, larsen_decoder, larsen_discriminator
 from genlab.models.vae import VAE, VAEConfig
-
-
-def shapes(net: nn.Sequential, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
-    out = {}
-    for name, layer in net.named_children():
-        x = layer(x)
-        out[name] = tuple(x.shape[1:])
-    return out
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -24,8 +16,8 @@ def test_encoder_decoder_and_discriminator_follow_the_lab_tables(channels):
     torch.manual_seed(0)
     x = torch.randn(4, channels, 64, 64)
     encoder = LarsenEncoder(2048, channels)
-    assert shapes(encoder.features, x) == {"conv1": (64, 32, 32), "conv2": (128, 16, 16),
-                                           "conv3": (256, 8, 8), "flatten": (16384,)}
+    assert layer_output_shapes(encoder.features, x) == {
+        "conv1": (64, 32, 32), "conv2": (128, 16, 16), "conv3": (256, 8, 8), "flatten": (16384,)}
     for head in (encoder.mean, encoder.log_sigma):  # two separate heads
         assert [type(m).__name__ for m in head] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
         assert (head[0].in_features, head[0].out_features, head[3].out_features) == (16384, 2048, 2048)
@@ -35,7 +27,7 @@ def test_encoder_decoder_and_discriminator_follow_the_lab_tables(channels):
         assert (conv.kernel_size, conv.stride, conv.padding) == ((5, 5), (2, 2), (2, 2))
 
     decoder = larsen_decoder(2048, channels, nn.Tanh())
-    assert shapes(decoder, torch.randn(4, 2048)) == {
+    assert layer_output_shapes(decoder, torch.randn(4, 2048)) == {
         "fc": (16384,), "unflatten": (256, 8, 8), "deconv1": (256, 16, 16),
         "deconv2": (128, 32, 32), "deconv3": (32, 64, 64), "deconv4": (channels, 64, 64),
         "out": (channels, 64, 64)}
@@ -45,9 +37,9 @@ def test_encoder_decoder_and_discriminator_follow_the_lab_tables(channels):
     assert (decoder.deconv4.stride, decoder.deconv4.padding) == ((1, 1), (2, 2))
 
     d = larsen_discriminator(channels)
-    assert shapes(d, x) == {"conv1": (32, 64, 64), "conv2": (128, 32, 32), "conv3": (256, 16, 16),
-                            "conv4": (256, 8, 8), "flatten": (16384,), "fc": (1024,),
-                            "logit": (1,), "sigmoid": (1,)}
+    assert layer_output_shapes(d, x) == {
+        "conv1": (32, 64, 64), "conv2": (128, 32, 32), "conv3": (256, 16, 16),
+        "conv4": (256, 8, 8), "flatten": (16384,), "fc": (1024,), "logit": (1,), "sigmoid": (1,)}
     assert [type(m).__name__ for m in d.conv1] == ["Conv2d", "ReLU"]  # no BatchNorm on conv1
     assert all([type(m).__name__ for m in getattr(d, n)] == ["Conv2d", "BatchNorm2d", "ReLU"]
                for n in ("conv2", "conv3", "conv4"))
