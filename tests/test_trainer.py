@@ -16,6 +16,7 @@ from genlab.data import load_split
 from genlab.errors import GenlabError
 from genlab.fsutil import atomic_save, atomic_write_bytes
 from genlab.models.base import Phase
+from genlab.models.dcgan import DCGAN
 from genlab.models.vae import VAE
 from genlab.run import build_model, new_config
 from genlab.train.checkpoint import (CheckpointError, checkpoint_path, latest_checkpoint,
@@ -107,12 +108,28 @@ class ExplodingVAE(VAE):
         return out
 
 
-def test_non_finite_loss_stops_naming_step_and_loss_and_keeps_the_good_checkpoint(tmp_path):
-    trainer = make_trainer(tmp_path, 30, 10, model_cls=ExplodingVAE)
+class ExplodingDCGAN(DCGAN):
+    """The DCGAN whose generator loss turns infinite on the 13th step."""
+
+    calls = 0
+
+    def generator_losses(self, x):
+        out = super().generator_losses(x)
+        self.calls += 1
+        if self.calls == 13:
+            out["generator_loss"] = out["generator_loss"] * float("inf")
+        return out
+
+
+@pytest.mark.parametrize("model, model_cls, loss", [("vae", ExplodingVAE, "loss"),
+                                                    ("dcgan", ExplodingDCGAN, "generator_loss")])
+def test_non_finite_loss_stops_naming_step_and_loss_and_keeps_the_good_checkpoint(
+        tmp_path, model, model_cls, loss):
+    trainer = make_trainer(tmp_path, 30, 10, model_cls=model_cls, model=model)
     with pytest.raises(NonFiniteLossError) as err:
         trainer.fit()
     message = str(err.value)
-    assert "step 13" in message and "train/loss is inf" in message
+    assert "step 13" in message and f"train/{loss} is inf" in message
     assert "step-00000010.pt" in message
     assert [s for s, _ in list_checkpoints(tmp_path)] == [10]
     assert load_checkpoint(checkpoint_path(tmp_path, 10))["step"] == 10
