@@ -166,6 +166,9 @@ def test_discriminator_step_changes_only_d_and_generator_step_only_g(tmp_path):
     assert _changed(g_before, model.generator) == {True}
     assert _changed(d_before, model.discriminator) == {False}
     assert all(p.grad is None for p in model.discriminator.parameters())
+    # The generator phase consumed the discriminator phase's latents: it never draws its own.
+    with pytest.raises(RuntimeError, match="discriminator phase"):
+        trainer.run_phase(g_phase, batch)
 
 
 def test_generator_phase_scores_the_discriminator_phases_images_after_its_step(tmp_path):

@@ -167,10 +167,10 @@ class DCGAN(GenerativeModel):
     def generator_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The generator's loss on G(z) for the discriminator phase's z, judged by the
         discriminator just updated: D(G(z2)) is the same images' score after that step."""
-        z = self._step_latents
-        self._step_latents = None
-        if z is None:  # run on its own (tests): draw this step's latents here
-            z = self.sample_latents(len(x), device=x.device)
+        z, self._step_latents = self._step_latents, None
+        if z is None:
+            raise RuntimeError("the DCGAN's generator phase needs the latents of its step's "
+                               "discriminator phase, which runs first")
         fake_logits = self._training_logits(self.decode(z))
         loss = generator_loss(fake_logits, self.config.generator_loss).mean()
         return {"generator_loss": loss, "D(G(z2))": torch.sigmoid(fake_logits.detach()).mean()}
