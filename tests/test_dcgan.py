@@ -311,3 +311,12 @@ def test_diff_augment_feeds_d_augmented_real_and_generated_images(monkeypatch):
     model.discriminate(x)
     model.decode(torch.randn(2, 10))
     assert len(seen) == 3
+
+
+def test_validation_of_a_model_without_validation_losses_stops_after_one_batch(tmp_path):
+    trainer = make_trainer(tmp_path, 5, 5, model="dcgan")
+    seen = []
+    original = trainer._batch
+    trainer._batch = lambda images: seen.append(len(images)) or original(images)
+    assert trainer.validate() == {}
+    assert seen == [min(500, len(trainer.val_set))]  # one batch, not the whole split

@@ -174,14 +174,17 @@ class Trainer:
     # --- validation, grids, checkpoints -------------------------------------------------------
     def validate(self) -> dict[str, float]:
         """Validation losses averaged over the whole validation split (fixed noise, so the
-        curve moves only when the model does)."""
+        curve moves only when the model does); {} at once for a model that has none (a GAN)."""
         generator = torch.Generator(self.device).manual_seed(self.config.train.seed)
         sums: dict[str, torch.Tensor] = {}
         images = self.val_set.images
         with evaluating(self.model):
             for start in range(0, len(images), VAL_BATCH_SIZE):
                 batch = self._batch(images[start:start + VAL_BATCH_SIZE])
-                for name, value in self.model.validation_losses(batch, generator).items():
+                losses = self.model.validation_losses(batch, generator)
+                if not losses:
+                    return {}
+                for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + value.double() * len(batch)
         return {f"val/{name}": (total / len(images)).item() for name, total in sums.items()}
 
