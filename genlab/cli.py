@@ -266,7 +266,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from genlab.data.celeba import (ALIGNED_FOLDER, DEFAULT_CROP, folder_batches, folder_files,
+    from genlab.data.celeba import (folder_batches, folder_crop, folder_files, is_aligned_celeba,
                                     write_hdf5)
 
     source, output = Path(args.source), Path(args.output)
@@ -276,11 +276,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         raise GenlabError(f"{output} exists; pass --overwrite to replace it")
     if not output.parent.is_dir():
         raise GenlabError(f"the folder of -o {output} does not exist; create it first")
-    aligned = (source / ALIGNED_FOLDER).is_dir()
-    crop = args.crop if args.crop is not None else (DEFAULT_CROP if aligned else None)
+    crop = folder_crop(source, args.crop)
     files = folder_files(source, args.split)
-    what = f"aligned CelebA, split {args.split}" if aligned and args.split else (
-        "aligned CelebA" if aligned else "images")
+    what = "images"
+    if is_aligned_celeba(source):
+        what = f"aligned CelebA, split {args.split}" if args.split else "aligned CelebA"
     _say(f"preparing {len(files)} {what} from {source}: centre crop "
          f"{crop if crop else 'to the shorter side'}, resized to {args.size}x{args.size}")
     bar = tqdm(total=len(files), unit="img", file=sys.stderr, desc="prepare",

@@ -19,9 +19,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from genlab.data.folder import image_files
+from genlab.data.folder import image_files, open_rgb
 from genlab.data.memory import ImageSet
 from genlab.data.transforms import resize_uint8
 from genlab.errors import DataError
@@ -147,12 +147,24 @@ def aligned_files(folder: Path, split: str | None) -> list[Path]:
     return [f for f in files if f.name in wanted]
 
 
+def is_aligned_celeba(folder: str | Path) -> bool:
+    return (Path(folder) / ALIGNED_FOLDER).is_dir()
+
+
+def folder_crop(folder: str | Path, crop: int | None) -> int | None:
+    """The centre crop for a folder: `crop` if given, else 148 for aligned CelebA, else None
+    (the shorter side)."""
+    if crop is not None:
+        return crop
+    return DEFAULT_CROP if is_aligned_celeba(folder) else None
+
+
 def folder_files(folder: str | Path, split: str | None = None) -> list[Path]:
     """The images of an aligned CelebA folder (see aligned_files) or of any folder, recursively."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder of images")
-    files = aligned_files(folder, split) if (folder / ALIGNED_FOLDER).is_dir() else image_files(folder)
+    files = aligned_files(folder, split) if is_aligned_celeba(folder) else image_files(folder)
     if not files:
         raise DataError(f"{folder} holds no image files")
     return files
@@ -162,11 +174,7 @@ def crop_and_resize(path: Path, size: int, crop: int | None) -> np.ndarray:
     """One image as (3, size, size) uint8: centre-cropped to `crop` x `crop` (or to its shorter
     side when crop is None or larger than the image), then resized with PIL's bilinear filter
     with antialiasing, as torchvision's CenterCrop + Resize do on a PIL image."""
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable image ({exc}); remove it or replace it") from None
+    rgb = open_rgb(path)
     w, h = rgb.size
     side = min(w, h) if crop is None else min(crop, w, h)
     left, top = int(round((w - side) / 2.0)), int(round((h - side) / 2.0))
@@ -185,8 +193,7 @@ def folder_batches(files: list[Path], size: int, crop: int | None,
 # --- a training split from --data ---------------------------------------------------------------
 
 def has_splits(path: str | Path) -> bool:
-    path = Path(path)
-    return path.is_dir() and (path / ALIGNED_FOLDER).is_dir() and (path / PARTITION_FILE).is_file()
+    return is_aligned_celeba(path) and (Path(path) / PARTITION_FILE).is_file()
 
 
 def load_files_split(path: str | Path, split: str, image_size: int | None, crop: int | None,
@@ -198,11 +205,10 @@ def load_files_split(path: str | Path, split: str, image_size: int | None, crop:
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        aligned = (path / ALIGNED_FOLDER).is_dir()
         split_used = split if has_splits(path) else NO_SPLITS
         files = folder_files(path, split if split_used != NO_SPLITS else None)
         size = image_size or FOLDER_IMAGE_SIZE
-        crop = crop if crop is not None else (DEFAULT_CROP if aligned else None)
+        crop = folder_crop(path, crop)
         if log:
             log(f"decoding {len(files)} images of {path} (centre crop "
                 f"{crop or 'to the shorter side'}, {size}x{size}); `genlab prepare` makes an "

@@ -23,13 +23,18 @@ def image_files(folder: Path) -> list[Path]:
                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8; grey images get their value in all three channels, alpha is dropped."""
+def open_rgb(path: Path) -> Image.Image:
+    """The image as RGB; grey images get their value in all three channels, alpha is dropped."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable image ({exc}); remove it or replace it") from None
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8."""
+    return np.asarray(open_rgb(path))
 
 
 def _npz_array(path: Path) -> np.ndarray:
