@@ -134,7 +134,7 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
                           f"{folder} was trained on {tuple(config.image_shape)}; check "
                           f"{'--data' if config.data.data_path else '--data-dir'}")
     config.image_shape = train_set.image_shape
-    c, h, w = train_set.image_shape
+    _, h, w = train_set.image_shape
     if config.data.image_size is None and h == w:
         config.data.image_size = h  # stored concrete: the run reloads the same images
     if config.eval.fid_samples > len(train_set) and "fid_samples" in settings:
