@@ -86,7 +86,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict
             if kind in (int, int | None):
                 kwargs["type"] = (_positive_int if meta.get("positive") else
                                   _non_negative_int if meta.get("non_negative") else _int)
-            elif kind is float:
+            elif kind in (float, float | None):
                 kwargs["type"] = _positive_float
             kwargs["metavar"] = field.name.split("_")[-1].upper()
             options = choices.get(field.name) or meta.get("choices")
@@ -134,6 +134,11 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
                           f"{folder} was trained on {tuple(config.image_shape)}; check "
                           f"{'--data' if config.data.data_path else '--data-dir'}")
     config.image_shape = train_set.image_shape
+    if config.train.epochs is not None:
+        steps = math.ceil(config.train.epochs * len(train_set) / config.train.batch_size)
+        _say(f"{config.train.epochs:g} epochs of {len(train_set)} images at batch "
+             f"{config.train.batch_size} = {steps} steps")
+        config.train.num_training_steps = steps
     _, h, w = train_set.image_shape
     if config.data.image_size is None and h == w:
         config.data.image_size = h  # stored concrete: the run reloads the same images

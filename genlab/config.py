@@ -59,13 +59,21 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     batch_size: int = option(32, "images per training step", positive=True)
-    learning_rate: float = option(1e-3, "Adam learning rate", positive=True)
+    learning_rate: float = option(1e-3, "learning rate of every optimiser", positive=True)
     num_training_steps: int = option(25000, "train until this step", positive=True,
                                      aliases=("--steps",), resumable=True)
+    epochs: float | None = option(
+        None, "train for this many passes over the training split instead of "
+        "--num-training-steps (converted to steps once the data is loaded)", positive=True,
+        resumable=True)
+    lr_half_life: int = option(0, "halve the learning rate smoothly every this many steps "
+                               "(0: constant)", non_negative=True)
     logging_steps: int = option(10, "log training scalars every this many steps", positive=True,
                                 resumable=True)
     saving_steps: int = option(1000, "validate, log image grids and checkpoint every this many steps",
                                positive=True, resumable=True)
+    val_images: int = option(0, "validate on the first N images of the validation split (0: "
+                             "all of them)", non_negative=True, resumable=True)
     keep_checkpoints: int = option(0, "keep only the newest K checkpoints' weights (0 keeps all)",
                                    non_negative=True, resumable=True)
     seed: int = option(0, "seed for initialisation, data order and sampling")

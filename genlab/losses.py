@@ -24,6 +24,13 @@ def gaussian_kl(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.square() + torch.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0).sum(1)
 
 
+def feature_llike(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
+    """-log N(Dis_l(x) | Dis_l(x~), I) up to its constant: 1/2 ||Dis_l(x) - Dis_l(x~)||^2, summed
+    over each image's features, (B, ...) -> (B,). The VAE/GAN's feature-wise reconstruction loss
+    (a Gaussian with identity covariance, as in Larsen et al. 2015, eq. 6)."""
+    return 0.5 * (real - reconstructed).square().flatten(1).sum(1)
+
+
 def clamp_with_gradient(x: torch.Tensor, max: float) -> torch.Tensor:
     """min(x, max) in the forward pass, identity in the backward pass.
 

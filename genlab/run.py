@@ -26,6 +26,7 @@ def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
                        train=TrainConfig(**model_cls.train_defaults), image_shape=(0, 0, 0))
     for name, value in settings.items():
         setattr(_section_of(config, name), name, value)
+    _steps_or_epochs(config, settings)
     if config.data.data_path is not None:
         if "dataset" in settings:
             raise GenlabError(f"--dataset {settings['dataset']} and --data "
@@ -33,6 +34,16 @@ def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
         # Named after the file or folder: run folders and FID records say what was trained on.
         config.data.dataset = Path(config.data.data_path.rstrip("/")).stem or "data"
     return config
+
+
+def _steps_or_epochs(config: RunConfig, settings: dict[str, Any]) -> None:
+    """--num-training-steps replaces a default (or stored) --epochs; both at once is a conflict."""
+    if "num_training_steps" in settings:
+        if "epochs" in settings:
+            raise GenlabError(f"--num-training-steps {settings['num_training_steps']} and "
+                              f"--epochs {settings['epochs']:g} both say how long to train; "
+                              "pass one of them")
+        config.train.epochs = None
 
 
 def _section_of(config: RunConfig, name: str) -> Any:
@@ -53,7 +64,9 @@ def default_run_dir(config: RunConfig) -> Path:
     if config.data.train_split != "train":
         parts.append(config.data.train_split)
     parts += MODELS[config.model].run_tags(config.model_config)
-    parts += [f"b{config.train.batch_size}", f"s{config.train.num_training_steps}"]
+    length = (f"e{config.train.epochs:g}" if config.train.epochs is not None
+              else f"s{config.train.num_training_steps}")
+    parts += [f"b{config.train.batch_size}", length]
     if config.train.seed != 0:
         parts.append(f"seed{config.train.seed}")
     return RUNS_ROOT / "-".join(parts)
@@ -94,6 +107,7 @@ def prepare_run(model_name: str, settings: dict[str, Any],
             raise GenlabError(f"{flag_name(name)} {value} differs from the run in {folder} "
                               f"({name} = {getattr(section, name)}); a run's settings are fixed "
                               "once it starts, so drop the flag or choose another --run-dir")
+    _steps_or_epochs(stored, settings)
     return stored, folder, True
 
 

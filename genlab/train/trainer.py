@@ -92,6 +92,9 @@ class Trainer:
         self.progress_stream = progress_stream
         cfg = config.train
         self.optimizers = self.model.optimizers(cfg)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])  # saved with the optimiser's state
         self.phases = self.model.phases()
         self._minimised = {phase.minimise for phase in self.phases}  # shown by the progress bar
         # Worked out once, not every step: with several phases, parameters outside a phase's
@@ -152,6 +155,8 @@ class Trainer:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One batch through every phase; returns the detached losses of all phases."""
+        if self.config.train.lr_half_life:
+            self._decay_learning_rate()
         indices = self.stream.next()
         batch = self._batch(self.train_set.images[indices])
         losses: dict[str, torch.Tensor] = {}
@@ -159,6 +164,14 @@ class Trainer:
             losses.update(self.run_phase(phase, batch))
         self.step += 1
         return losses
+
+    def _decay_learning_rate(self) -> None:
+        """lr = initial lr * 0.5 ** (step / half life): a function of the step alone, so a resumed
+        run continues the schedule exactly."""
+        factor = 0.5 ** (self.step / self.config.train.lr_half_life)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
 
     def run_phase(self, phase: Phase, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """One phase on one batch: loss, backward, one optimiser step; its detached losses."""
@@ -178,6 +191,8 @@ class Trainer:
         generator = torch.Generator(self.device).manual_seed(self.config.train.seed)
         sums: dict[str, torch.Tensor] = {}
         images = self.val_set.images
+        if self.config.train.val_images:
+            images = images[:self.config.train.val_images]
         with evaluating(self.model):
             for start in range(0, len(images), VAL_BATCH_SIZE):
                 batch = self._batch(images[start:start + VAL_BATCH_SIZE])

@@ -1,0 +1,297 @@
+"""The VAE/GAN of Larsen et al. 2015: its similarity layer, the signs of its losses, that its three
+phases give each network exactly Algorithm 1's gradient and touch nothing else, and that
+`genlab train vaegan` trains, resumes exactly and writes its grids on HDF5 files and JPEG folders."""
+
+from __future__ import annotations
+
+import copy
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import layer_output_shapes, run_cli
+from genlab.config import DataConfig, RunConfig, TrainConfig
+from genlab.errors import GenlabError
+from genlab.losses import gaussian_kl
+from genlab.models.vaegan import VAEGAN, VAEGANConfig
+from genlab.train.checkpoint import latest_checkpoint, list_checkpoints
+from genlab.train.trainer import Trainer
+
+NETWORKS = ("encoder", "decoder", "discriminator")
+
+
+def small_vaegan(channels: int = 1, dtype=torch.float64, **config) -> VAEGAN:
+    torch.manual_seed(0)
+    return VAEGAN(VAEGANConfig(latent_dim=8, **config), (channels, 64, 64)).to(dtype)
+
+
+def images(n: int, channels: int = 1, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    """n smooth images in [-1, 1]: 8x8 noise upsampled to 64x64."""
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(n, channels, 8, 8, generator=g, dtype=dtype) * 2 - 1
+    return torch.nn.functional.interpolate(small, size=64, mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("layer, shape", [("conv1", (32, 64, 64)), ("conv2", (128, 32, 32)),
+                                          ("conv3", (256, 16, 16)), ("conv4", (256, 8, 8)),
+                                          ("pixel", (3, 64, 64))])
+def test_similarity_features_are_the_chosen_convolution_before_its_batchnorm(layer, shape):
+    model = small_vaegan(channels=3, feature_layer=layer)
+    x = images(4, channels=3)
+    features = model.similarity_features(x)
+    assert tuple(features.shape[1:]) == shape
+    if layer == "pixel":
+        assert torch.equal(features, x)
+        return
+    # Run the discriminator by hand up to the layer, then only its convolution.
+    h = x
+    for name, child in model.discriminator.named_children():
+        if name == layer:
+            expected = child[0](h)
+            break
+        h = child(h)
+    assert isinstance(child[0], torch.nn.Conv2d)
+    assert torch.equal(features, expected)
+    # Not the BatchNorm'd / ReLU'd output of the layer (features can be negative).
+    assert (features < 0).any()
+
+
+def test_discriminator_and_decoder_shapes_follow_the_lab_table():
+    model = small_vaegan(channels=3)
+    assert layer_output_shapes(model.discriminator, images(2, 3)) == {
+        "conv1": (32, 64, 64), "conv2": (128, 32, 32), "conv3": (256, 16, 16),
+        "conv4": (256, 8, 8), "flatten": (16384,), "fc": (1024,), "logit": (1,), "sigmoid": (1,)}
+    out = model.decode(torch.randn(5, 8, dtype=torch.float64))
+    assert out.shape == (5, 3, 64, 64) and out.min() >= -1 and out.max() <= 1  # Tanh
+    assert isinstance(model.decoder[-1], torch.nn.Tanh)
+
+
+def test_other_image_sizes_are_refused_in_one_sentence():
+    with pytest.raises(GenlabError, match="64x64 images, but the data is 32x32; use --image-size 64"):
+        VAEGAN(VAEGANConfig(latent_dim=8), (1, 32, 32))
+
+
+# --- signs -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["nonsaturating", "saturating"])
+def test_loss_terms_equal_the_papers_formulas_with_the_right_signs(kind):
+    model = small_vaegan(generator_loss=kind, beta=0.5, gamma=3.0)
+    x = images(6)
+    torch.manual_seed(5)
+    enc = model.encoder_losses(x)
+    z, z_prior = model._step["z"], model._step["z_prior"]
+    dec = model.decoder_losses(x)
+    x_tilde, x_prior = model._step["x_tilde"], model._step["x_prior"]
+    dis = model.discriminator_losses(x)
+    with torch.no_grad():
+        assert torch.allclose(model.decode(z), x_tilde) and torch.allclose(model.decode(z_prior), x_prior)
+        mu, log_sigma = model.encode(x)
+        kl = 0.5 * (mu**2 + torch.exp(2 * log_sigma) - 2 * log_sigma - 1).sum(1).mean()
+        feats = model.similarity_features(torch.cat([x, x_tilde]))
+        llike = 0.5 * (feats[:6] - feats[6:]).square().sum((1, 2, 3)).mean()
+        d = model.discriminate(torch.cat([x, x_tilde, x_prior]))  # the Sigmoid network
+        d_real, d_tilde, d_prior = d[:6], d[6:12], d[12:]
+        if kind == "nonsaturating":
+            gen = -torch.log(d_tilde).mean() - torch.log(d_prior).mean()
+        else:
+            gen = torch.log(1 - d_tilde).mean() + torch.log(1 - d_prior).mean()
+        dis_loss = (-torch.log(d_real).mean() - torch.log(1 - d_tilde).mean()
+                    - torch.log(1 - d_prior).mean())
+    assert torch.allclose(enc["prior"], kl) and torch.allclose(enc["llike"], llike)
+    assert torch.allclose(enc["encoder_loss"], 0.5 * kl + llike)
+    assert torch.allclose(dec["generator_loss"], gen)
+    assert torch.allclose(dec["decoder_loss"], 3.0 * llike + gen)
+    assert torch.allclose(dis["discriminator_loss"], dis_loss)
+    assert torch.allclose(dis["D(x)"], d_real.mean()) and torch.allclose(dis["D(x_p)"], d_prior.mean())
+
+
+def _sgd_phase(model: VAEGAN, phase: str, x: torch.Tensor, lr: float) -> None:
+    net = getattr(model, phase)
+    out = getattr(model, f"{phase}_losses")(x)
+    grads = torch.autograd.grad(out[f"{phase}_loss"], list(net.parameters()), allow_unused=True)
+    with torch.no_grad():
+        for p, g in zip(net.parameters(), grads):
+            if g is not None:
+                p -= lr * g
+
+
+@pytest.mark.parametrize("kind", ["nonsaturating", "saturating"])
+def test_a_decoder_step_raises_D_of_its_images_and_a_discriminator_step_lowers_it(kind):
+    # gamma tiny: the decoder's step is its GAN term alone, which must fool D more, for both
+    # generator losses; then D's step must tell real and generated further apart.
+    model = small_vaegan(generator_loss=kind, gamma=1e-9)
+    x = images(8)
+
+    def scores():
+        with torch.no_grad():
+            z, z_prior = model._step_latents_for_test
+            d = model.discriminate(torch.cat([x, model.decode(z), model.decode(z_prior)]))
+        return d[:8].mean(), d[8:16].mean(), d[16:].mean()
+
+    torch.manual_seed(1)
+    model.encoder_losses(x)
+    model._step_latents_for_test = (model._step["z"], model._step["z_prior"])
+    before = scores()
+    _sgd_phase(model, "decoder", x, lr=1e-3)
+    after_decoder = scores()
+    assert after_decoder[1] > before[1] and after_decoder[2] > before[2]
+    _sgd_phase(model, "discriminator", x, lr=1e-3)
+    after_discriminator = scores()
+    assert after_discriminator[0] > after_decoder[0]
+    assert after_discriminator[1] < after_decoder[1] and after_discriminator[2] < after_decoder[2]
+
+
+# --- gradient routing: the phases are Algorithm 1 ---------------------------------------------
+
+def algorithm1_gradients(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str, list]:
+    """Each network's gradient as Algorithm 1 computes it: one forward pass at the step's
+    starting parameters, each network differentiating its own loss."""
+    model = copy.deepcopy(model)
+    cfg = model.config
+    torch.manual_seed(seed)
+    mu, log_sigma = model.encode(x)
+    z = mu + torch.exp(log_sigma) * torch.randn_like(mu)
+    z_prior = model.sample_latents(len(x)).to(mu.dtype)
+    x_tilde, x_prior = model.decode(z), model.decode(z_prior)
+    llike = model.llike(x, x_tilde)
+    d = torch.sigmoid(model.discriminator_logits(torch.cat([x, x_tilde, x_prior])))
+    d_real, d_tilde, d_prior = d.chunk(3)
+    l_gan = (torch.log(d_real).mean() + torch.log(1 - d_tilde).mean()
+             + torch.log(1 - d_prior).mean())
+    losses = {
+        "encoder": cfg.beta * gaussian_kl(mu, log_sigma).mean() + llike,
+        # nonsaturating: -log D(Dec(z)) for both kinds of decoded images
+        "decoder": cfg.gamma * llike - torch.log(d_tilde).mean() - torch.log(d_prior).mean(),
+        "discriminator": -l_gan,
+    }
+    return {net: torch.autograd.grad(losses[net], list(getattr(model, net).parameters()),
+                                     retain_graph=True, allow_unused=True)
+            for net in NETWORKS}
+
+
+def double_precision_trainer(tmp_path, model: VAEGAN) -> Trainer:
+    from genlab.data.memory import ImageSet
+
+    data = ImageSet(torch.zeros(8, 1, 64, 64, dtype=torch.uint8), None, "t", "train", "test")
+    config = RunConfig(model="vaegan", model_config=model.config, data=DataConfig(),
+                       train=TrainConfig(**VAEGAN.train_defaults), image_shape=(1, 64, 64))
+    return Trainer(config, tmp_path, model, data, data, torch.device("cpu"))
+
+
+def test_each_phase_gives_exactly_algorithm1s_gradient_to_its_network_and_touches_nothing_else(
+        tmp_path):
+    model = small_vaegan(beta=0.7, gamma=5.0)
+    x = images(4, seed=3)
+    expected = algorithm1_gradients(model, x, seed=11)
+    trainer = double_precision_trainer(tmp_path, model)
+    states = {net: {k: v.clone() for k, v in getattr(model, net).state_dict().items()}
+              for net in NETWORKS}
+    torch.manual_seed(11)
+    for phase in trainer.phases:
+        trainer.run_phase(phase, x)
+        for net in NETWORKS:
+            now = getattr(model, net).state_dict()
+            changed = {k for k in now if not torch.equal(now[k], states[net][k])}
+            if net == phase.name:
+                # its weights moved, and its BatchNorm statistics counted the batch once
+                assert any(k.endswith("weight") for k in changed), net
+                assert any(k.endswith("num_batches_tracked") for k in changed), net
+                got = [p.grad for p in getattr(model, net).parameters()]
+                # Biases before a BatchNorm have a true gradient of 0: compare those to rounding
+                # noise on the scale of the network's gradients.
+                scale = max(e.abs().max().item() for e in expected[net] if e is not None)
+                for name, g, e in zip(dict(getattr(model, net).named_parameters()), got,
+                                      expected[net]):
+                    if e is None:
+                        assert g is None or not g.any(), (net, name)
+                    else:
+                        torch.testing.assert_close(g, e, rtol=1e-7, atol=1e-10 * scale,
+                                                   msg=f"{net}.{name}")
+                states[net] = {k: v.clone() for k, v in now.items()}
+            else:
+                assert not changed, f"the {phase.name} phase changed {net}: {sorted(changed)[:3]}"
+                if net not in [p.name for p in trainer.phases[:trainer.phases.index(phase)]]:
+                    assert all(p.grad is None for p in getattr(model, net).parameters()), net
+
+
+def test_a_phase_out_of_order_is_refused():
+    model = small_vaegan()
+    with pytest.raises(RuntimeError, match="encoder phase"):
+        model.decoder_losses(images(2))
+    model.encoder_losses(images(2))
+    with pytest.raises(RuntimeError, match="decoder phase"):
+        model.discriminator_losses(images(2))
+
+
+# --- the command ----------------------------------------------------------------------------
+
+def write_h5(path, n: int = 12, channels: int = 3):
+    x = (images(n, channels, seed=4, dtype=torch.float32) + 1) * 127.5
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=x.round().to(torch.uint8).numpy())
+    return path
+
+
+TRAIN = ["--latent-dim", "8", "--batch-size", "4", "--logging-steps", "1", "--saving-steps", "2",
+         "--fid-samples", "0"]
+
+
+def test_train_on_hdf5_resumes_exactly_and_writes_every_curve_and_grid(tmp_path):
+    data = write_h5(tmp_path / "celeba.h5")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    result = run_cli("train", "vaegan", "--data", data, *TRAIN, "--steps", "4",
+                     "--run-dir", straight)
+    assert result.returncode == 0, result.stderr
+    for steps in ("2", "4"):
+        result = run_cli("train", "vaegan", "--data", data, *TRAIN, "--steps", steps,
+                         "--run-dir", resumed)
+        assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stderr
+    a, _ = latest_checkpoint(straight, warn=pytest.fail)
+    b, _ = latest_checkpoint(resumed, warn=pytest.fail)
+    assert a["step"] == b["step"] == 4
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for opt in NETWORKS:
+        assert a["optimizers"][opt]["state"].keys() == b["optimizers"][opt]["state"].keys()
+        for pid, state in a["optimizers"][opt]["state"].items():
+            assert torch.equal(state["square_avg"], b["optimizers"][opt]["state"][pid]["square_avg"])
+
+    events = EventAccumulator(str(straight), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    for term in ("encoder_loss", "prior", "llike", "decoder_loss", "generator_loss",
+                 "discriminator_loss", "D(x)", "D(x~)", "D(x_p)"):
+        assert [e.step for e in events.Scalars(f"train/{term}")] == [1, 2, 3, 4], term
+    assert {"val/prior", "val/llike", "val/pixel_squared_error"} <= set(tags["scalars"])
+    for grid in ("val", "reconstructions", "samples"):
+        assert [e.step for e in events.Images(f"images/{grid}")] == [0, 2, 4], grid
+        png = straight / "checkpoints" / f"step-00000004-{grid}.png"
+        assert Image.open(png).size[0] > 64 * 4  # a grid of 64x64 images
+    config = RunConfig.load(straight / "config.json")
+    assert config.model == "vaegan" and config.image_shape == (3, 64, 64)
+    assert config.model_config.generator_loss == "nonsaturating"
+    assert config.model_config.feature_layer == "conv4"
+
+
+def test_train_on_a_folder_of_jpegs_and_the_steps_of_epochs(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i, img in enumerate(images(10, 3, seed=6, dtype=torch.float32)):
+        pixels = ((img.permute(1, 2, 0) + 1) * 127.5).round().to(torch.uint8).numpy()
+        Image.fromarray(np.ascontiguousarray(pixels)).resize((90, 110)).save(folder / f"{i}.jpg")
+    run = tmp_path / "run"
+    # 10 images, batch 4, 0.8 epochs: ceil(8 / 4) = 2 steps.
+    result = run_cli("train", "vaegan", "--data", folder, *TRAIN, "--epochs", "0.8",
+                     "--channels", "1", "--run-dir", run)
+    assert result.returncode == 0, result.stderr
+    assert "0.8 epochs of 10 images at batch 4 = 2 steps" in result.stderr
+    assert [s for s, _ in list_checkpoints(run)] == [2]
+    assert RunConfig.load(run / "config.json").image_shape == (1, 64, 64)
+    both = run_cli("train", "vaegan", "--data", folder, "--epochs", "1", "--steps", "3",
+                   "--run-dir", tmp_path / "other")
+    assert both.returncode == 2 and "pass one of them" in both.stderr
