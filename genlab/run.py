@@ -27,6 +27,7 @@ def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
     for name, value in settings.items():
         setattr(_section_of(config, name), name, value)
     _steps_or_epochs(config, settings)
+    model_cls.fill_defaults(config.model_config)
     if config.data.data_path is not None:
         if "dataset" in settings:
             raise GenlabError(f"--dataset {settings['dataset']} and --data "

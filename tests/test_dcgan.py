@@ -11,6 +11,7 @@ from torch import nn
 
 from conftest import (SHARED_MNIST, layer_output_shapes, needs_inception, needs_shared_mnist,
                       run_cli)
+from genlab.errors import GenlabError
 from genlab.losses import discriminator_fake_loss, discriminator_real_loss, generator_loss
 from genlab.models.dcgan import DCGAN, DCGANConfig
 from genlab.run import default_run_dir, new_config
@@ -199,6 +200,30 @@ def test_run_folder_names_tell_hidden_sizes_and_loss_apart():
     assert name(generator_loss="saturating") == "dcgan-mnist-test-z100-saturating-b64-s25000"
     assert name(diff_augment="translation,cutout") == \
         "dcgan-mnist-test-z100-aug-translation-cutout-b64-s25000"
+    assert name(arch="dcgan64") == "dcgan-dcgan64-mnist-test-z100-b64-s25000"
+    assert name(arch="dcgan64", generator_hidden_dim=16) == \
+        "dcgan-dcgan64-mnist-test-z100-g16d64-b64-s25000"
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan64_is_the_dcgan_papers_64x64_networks(channels):
+    model = DCGAN(DCGANConfig(arch="dcgan64"), (channels, 64, 64))
+    assert (model.config.generator_hidden_dim, model.config.discriminator_hidden_dim) == (64, 64)
+    assert layer_output_shapes(model.generator, torch.randn(2, 100, 1, 1)) == {
+        "g1": (512, 4, 4), "g2": (256, 8, 8), "g3": (128, 16, 16), "g4": (64, 32, 32),
+        "g5": (channels, 64, 64)}
+    assert layer_output_shapes(model.discriminator, torch.randn(2, channels, 64, 64)) == {
+        "d1": (64, 32, 32), "d2": (128, 16, 16), "d3": (256, 8, 8), "d4": (512, 4, 4),
+        "d5": (1, 1, 1), "sigmoid": (1, 1, 1)}
+    # pytorch/examples' dcgan (ngf = ndf = 64, nz = 100, no biases): 3,576,704 and 2,765,568
+    # parameters for 3 channels; each channel fewer removes one 4x4 kernel per 64 maps.
+    assert sum(p.numel() for p in model.generator.parameters()) == 3_576_704 - (3 - channels) * 64 * 16
+    assert sum(p.numel() for p in model.discriminator.parameters()) == \
+        2_765_568 - (3 - channels) * 64 * 16
+    assert isinstance(model.discriminator.d1[1], torch.nn.LeakyReLU)  # no BatchNorm on D's input
+    assert all(isinstance(getattr(model.discriminator, f"d{i}")[1], torch.nn.BatchNorm2d) for i in (2, 3, 4))
+    with pytest.raises(GenlabError, match="--arch dcgan64 makes 64x64 images.*--image-size 64"):
+        DCGAN(DCGANConfig(arch="dcgan64"), (1, 32, 32))
 
 
 def test_wrong_image_size_is_refused_in_one_sentence(tmp_path):
@@ -219,7 +244,8 @@ def test_homework_command_logs_five_curves_samples_and_sample_works(tmp_path):
                      "--fid-samples", "0")
     assert result.returncode == 0, result.stderr
     config = json.loads((run / "config.json").read_text())
-    assert config["model_config"] == {"latent_dim": 100, "generator_hidden_dim": 16,
+    assert config["model_config"] == {"arch": "homework", "latent_dim": 100,
+                                      "generator_hidden_dim": 16,
                                       "discriminator_hidden_dim": 16,
                                       "generator_loss": "saturating", "diff_augment": "none"}
     assert (config["train"]["batch_size"], config["train"]["learning_rate"]) == (64, 2e-4)

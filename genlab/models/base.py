@@ -87,6 +87,11 @@ class GenerativeModel(nn.Module):
         return {}
 
     @classmethod
+    def fill_defaults(cls, config: Any) -> None:
+        """Make settings whose default depends on others (None in the dataclass) concrete, so
+        the stored config says what was built."""
+
+    @classmethod
     def run_tags(cls, config: Any) -> list[str]:
         """Parts of the default run folder name that tell this model's runs apart."""
         return [f"z{config.latent_dim}"]

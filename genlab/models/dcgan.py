@@ -1,4 +1,5 @@
-"""The homework's DCGAN for 1 x 32 x 32 images (Radford et al. 2015, sized down for MNIST).
+"""The homework's DCGAN for 1 x 32 x 32 images (Radford et al. 2015, sized down for MNIST), and
+the paper's own 64x64 networks.
 
 Generator (z of shape latent x 1 x 1, hidden size h = --generator-hidden-dim):
 
@@ -16,6 +17,11 @@ Discriminator (h = --discriminator-hidden-dim), no biases, as the homework provi
 
 The generator has no biases either (pytorch/examples' DCGAN, which the published homework
 reports build on): before a BatchNorm a bias is cancelled by the mean subtraction anyway.
+
+`--arch dcgan64` builds the DCGAN paper's 64x64 networks the same way, one layer deeper on each
+side (pytorch/examples' dcgan, h = 64 by default): G 8h x 4 x 4 -> 4h x 8 -> 2h x 16 -> h x 32 ->
+C x 64 (Tanh); D h x 32 -> 2h x 16 -> 4h x 8 -> 8h x 4 -> 1 (Sigmoid). It is the GAN baseline of
+the VAE/GAN comparison.
 
 Losses are computed from the logits before D-4's Sigmoid (see genlab.losses); the Sigmoid stays
 in the network, so `discriminate` returns the probabilities the table describes.
@@ -40,34 +46,41 @@ from genlab.models.base import GenerativeModel, Phase, frozen_batchnorm_stats
 ADAM_BETAS = (0.5, 0.999)
 
 
-def generator_net(latent_dim: int, hidden: int, channels: int) -> nn.Sequential:
+# Channel multipliers of the hidden layers, by image size: the homework's 32x32 table and the
+# DCGAN paper's 64x64 networks (pytorch/examples' dcgan with ngf = ndf = 64).
+MULTIPLIERS = {32: (4, 2, 1), 64: (8, 4, 2, 1)}
+ARCHS = {"homework": 32, "dcgan64": 64}   # --arch -> image size
+DEFAULT_HIDDEN = {"homework": 16, "dcgan64": 64}
+
+
+def generator_net(latent_dim: int, hidden: int, channels: int, size: int = 32) -> nn.Sequential:
     def up(c_in: int, c_out: int, stride: int, padding: int) -> nn.Sequential:
         return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False),
                              nn.BatchNorm2d(c_out), nn.ReLU())
 
-    return nn.Sequential(OrderedDict([
-        ("g1", up(latent_dim, 4 * hidden, 1, 0)),                 # (B, 4h, 4, 4)
-        ("g2", up(4 * hidden, 2 * hidden, 2, 1)),                 # (B, 2h, 8, 8)
-        ("g3", up(2 * hidden, hidden, 2, 1)),                     # (B, h, 16, 16)
-        ("g4", nn.Sequential(nn.ConvTranspose2d(hidden, channels, 4, 2, 1, bias=False),
-                             nn.Tanh())),                         # (B, C, 32, 32) in [-1, 1]
-    ]))
+    widths = [m * hidden for m in MULTIPLIERS[size]]
+    layers = OrderedDict(g1=up(latent_dim, widths[0], 1, 0))      # (B, w0, 4, 4)
+    for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]), start=2):
+        layers[f"g{i}"] = up(c_in, c_out, 2, 1)                   # doubles the side
+    layers[f"g{len(widths) + 1}"] = nn.Sequential(                 # (B, C, size, size)
+        nn.ConvTranspose2d(hidden, channels, 4, 2, 1, bias=False), nn.Tanh())
+    return nn.Sequential(layers)
 
 
-def discriminator_net(hidden: int, channels: int) -> nn.Sequential:
+def discriminator_net(hidden: int, channels: int, size: int = 32) -> nn.Sequential:
     def down(c_in: int, c_out: int, batchnorm: bool) -> nn.Sequential:
         layers = [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)]
         if batchnorm:
             layers.append(nn.BatchNorm2d(c_out))
         return nn.Sequential(*layers, nn.LeakyReLU(0.2))
 
-    return nn.Sequential(OrderedDict([
-        ("d1", down(channels, hidden, batchnorm=False)),          # (B, h, 16, 16)
-        ("d2", down(hidden, 2 * hidden, batchnorm=True)),         # (B, 2h, 8, 8)
-        ("d3", down(2 * hidden, 4 * hidden, batchnorm=True)),     # (B, 4h, 4, 4)
-        ("d4", nn.Conv2d(4 * hidden, 1, 4, 1, 0, bias=False)),    # (B, 1, 1, 1) logits
-        ("sigmoid", nn.Sigmoid()),
-    ]))
+    widths = [m * hidden for m in reversed(MULTIPLIERS[size])]    # h, 2h, ... up to 4h or 8h
+    layers = OrderedDict(d1=down(channels, widths[0], batchnorm=False))  # (B, h, size/2, size/2)
+    for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]), start=2):
+        layers[f"d{i}"] = down(c_in, c_out, batchnorm=True)         # halves the side
+    layers[f"d{len(widths) + 1}"] = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)  # (B,1,1,1)
+    layers["sigmoid"] = nn.Sigmoid()
+    return nn.Sequential(layers)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -82,11 +95,15 @@ def dcgan_init(module: nn.Module) -> None:
 
 @dataclass
 class DCGANConfig:
+    arch: str = option("homework", "networks: homework (the homework's table, 32x32) or dcgan64 "
+                       "(the DCGAN paper's, 64x64)", choices=tuple(ARCHS))
     latent_dim: int = option(100, "size of the latent code z", positive=True)
-    generator_hidden_dim: int = option(16, "hidden size h of the generator (4h, 2h, h channels)",
-                                       positive=True)
-    discriminator_hidden_dim: int = option(
-        16, "hidden size h of the discriminator (h, 2h, 4h channels)", positive=True)
+    generator_hidden_dim: int | None = option(
+        None, "hidden size h of the generator: 4h, 2h, h channels (8h first for dcgan64); "
+        "default 16 for the homework, 64 for dcgan64", positive=True)
+    discriminator_hidden_dim: int | None = option(
+        None, "hidden size h of the discriminator: h, 2h, 4h channels (then 8h for dcgan64); "
+        "default 16 for the homework, 64 for dcgan64", positive=True)
     generator_loss: str = option(
         "nonsaturating", "nonsaturating: maximise log D(G(z)) (the log-D trick); saturating: "
         "minimise log(1 - D(G(z))) (the minimax game's own term)", choices=GENERATOR_LOSSES)
@@ -104,21 +121,32 @@ class DCGAN(GenerativeModel):
     data_range = (-1.0, 1.0)
     train_defaults = {"batch_size": 64, "learning_rate": 2e-4, "num_training_steps": 25000}
 
+    @classmethod
+    def fill_defaults(cls, config: DCGANConfig) -> None:
+        if config.generator_hidden_dim is None:
+            config.generator_hidden_dim = DEFAULT_HIDDEN[config.arch]
+        if config.discriminator_hidden_dim is None:
+            config.discriminator_hidden_dim = DEFAULT_HIDDEN[config.arch]
+
     def __init__(self, config: DCGANConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
         c, h, w = image_shape
-        if (h, w) != (32, 32):
-            raise GenlabError(f"the homework's DCGAN makes 32x32 images, but the data is {h}x{w}; "
-                              "use --image-size 32")
-        self.generator = generator_net(config.latent_dim, config.generator_hidden_dim, c)
-        self.discriminator = discriminator_net(config.discriminator_hidden_dim, c)
+        size = ARCHS[config.arch]
+        if (h, w) != (size, size):
+            which = "the homework's DCGAN" if config.arch == "homework" else f"--arch {config.arch}"
+            raise GenlabError(f"{which} makes {size}x{size} images, but the data is {h}x{w}; "
+                              f"use --image-size {size}")
+        self.fill_defaults(config)
+        self.generator = generator_net(config.latent_dim, config.generator_hidden_dim, c, size)
+        self.discriminator = discriminator_net(config.discriminator_hidden_dim, c, size)
         self.apply(dcgan_init)
         # The discriminator phase's latents, reused by the generator phase of the same step.
         self._step_latents: torch.Tensor | None = None
 
     @classmethod
     def run_tags(cls, config: DCGANConfig) -> list[str]:
-        default = DCGANConfig()
+        default = DCGANConfig(arch=config.arch)
+        cls.fill_defaults(default)
         tags = [f"z{config.latent_dim}"]
         if (config.generator_hidden_dim, config.discriminator_hidden_dim) != (
                 default.generator_hidden_dim, default.discriminator_hidden_dim):
@@ -131,11 +159,11 @@ class DCGAN(GenerativeModel):
 
     # --- the networks -------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """G(z): latents (B, latent) -> images (B, C, 32, 32) in [-1, 1]."""
+        """G(z): latents (B, latent) -> images (B, C, size, size) in [-1, 1]."""
         return self.generator(z[:, :, None, None])  # (B, latent) -> (B, latent, 1, 1)
 
     def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, 32, 32) -> logit of D(x), (B,)."""
+        """Images (B, C, size, size) -> logit of D(x), (B,)."""
         return self.discriminator[:-1](x).flatten()  # (B, 1, 1, 1) -> (B,)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
