@@ -52,6 +52,10 @@ class DataConfig:
     crop: int | None = option(
         None, "centre crop side for a --data folder before resizing (default: 148 for aligned "
         "CelebA, the shorter side otherwise)", positive=True)
+    memory_budget: float = option(
+        8.0, "GiB of images a data set may hold in memory; an HDF5 file larger than this is "
+        "streamed from disk in chunks read ahead in the background (which changes the data "
+        "order, so it is fixed once a run starts)", positive=True)
     download: bool = option(True, "download missing files from the data set's mirrors",
                             resumable=True)
 

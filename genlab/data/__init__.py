@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from genlab.config import DataConfig
 from genlab.data import digits
 from genlab.data.memory import BatchStream, ImageSet
@@ -65,7 +67,8 @@ def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = 
     if cfg.data_path is not None:
         from genlab.data.celeba import load_files_split  # h5py: only when asked for
 
-        images = load_files_split(cfg.data_path, split, cfg.image_size, cfg.crop, cfg.dataset, log)
+        images = load_files_split(cfg.data_path, split, cfg.image_size, cfg.crop, cfg.dataset,
+                                  log, memory_budget=cfg.memory_budget)
     else:
         if cfg.dataset not in DATASETS:
             raise DataError(f"unknown data set {cfg.dataset!r} for --dataset; choose one of "
@@ -77,5 +80,8 @@ def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = 
         check_data_dir(cfg)
         images = entry.load(cfg, split, log)
     if cfg.channels is not None:
-        images.images = convert_channels(images.images, cfg.channels)
+        if isinstance(images.images, torch.Tensor):
+            images.images = convert_channels(images.images, cfg.channels)
+        else:  # streamed from disk: converted as it is read
+            images.images = images.images.with_channels(cfg.channels)
     return images

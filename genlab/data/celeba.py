@@ -23,6 +23,7 @@ from PIL import Image
 
 from genlab.data.folder import image_files, open_rgb
 from genlab.data.memory import ImageSet
+from genlab.data.stream import GIB, HDF5Images
 from genlab.data.transforms import resize_uint8
 from genlab.errors import DataError
 
@@ -61,8 +62,8 @@ def _layout(shape: tuple[int, ...], path: Path, name: str) -> str:
                     "or N x H x W x C with C = 1 or 3")
 
 
-def read_hdf5(path: str | Path, log: Callable[[str], None] | None = None) -> torch.Tensor:
-    """The images of an HDF5 file's first dataset as one uint8 tensor (N, C, H, W)."""
+def open_hdf5(path: str | Path) -> HDF5Images:
+    """An HDF5 file's first dataset, checked to hold uint8 images, as images read on demand."""
     import h5py
 
     path = Path(path)
@@ -79,6 +80,22 @@ def read_hdf5(path: str | Path, log: Callable[[str], None] | None = None) -> tor
             n = dataset.shape[0]
             c, h, w = ((dataset.shape[1:]) if layout == "nchw"
                        else (dataset.shape[3], dataset.shape[1], dataset.shape[2]))
+            return HDF5Images(path, name, layout, (n, c, h, w))
+    except OSError as exc:
+        raise DataError(f"{path} is not a readable HDF5 file ({exc}); check the file or "
+                        "write it again with `genlab prepare`") from None
+
+
+def read_hdf5(path: str | Path, log: Callable[[str], None] | None = None) -> torch.Tensor:
+    """The images of an HDF5 file's first dataset as one uint8 tensor (N, C, H, W)."""
+    import h5py
+
+    on_disk = open_hdf5(path)
+    path, name, layout = on_disk.path, on_disk.dataset, on_disk.layout
+    n, c, h, w = on_disk.shape
+    try:
+        with h5py.File(path, "r") as handle:
+            dataset = handle[name]
             if log:
                 log(f"reading {n} images of {c}x{h}x{w} from {path}")
             images = torch.empty((n, c, h, w), dtype=torch.uint8)
@@ -197,8 +214,10 @@ def has_splits(path: str | Path) -> bool:
 
 
 def load_files_split(path: str | Path, split: str, image_size: int | None, crop: int | None,
-                     name: str, log: Callable[[str], None] | None = None) -> ImageSet:
-    """One split of an HDF5 file or image folder as an in-memory ImageSet.
+                     name: str, log: Callable[[str], None] | None = None,
+                     memory_budget: float | None = None) -> ImageSet:
+    """One split of an HDF5 file or image folder as an in-memory ImageSet; an HDF5 file whose
+    images (at --image-size) exceed `memory_budget` GiB stays on disk, read on demand.
 
     An aligned CelebA folder with its partition file has the splits train, val and test; any
     other source has one, "all", returned whatever split is asked for.
@@ -215,7 +234,21 @@ def load_files_split(path: str | Path, split: str, image_size: int | None, crop:
                 "HDF5 file that loads faster")
         images = torch.cat(list(folder_batches(files, size, crop)))
     elif path.is_file():
-        images, split_used = read_hdf5(path, log), NO_SPLITS
+        split_used = NO_SPLITS
+        on_disk = open_hdf5(path)
+        if image_size and on_disk.shape[2] != on_disk.shape[3]:
+            raise DataError(f"{path} holds {on_disk.shape[2]}x{on_disk.shape[3]} images; "
+                            "--image-size makes square images from square ones only")
+        on_disk = HDF5Images(path, on_disk.dataset, on_disk.layout, on_disk.shape, image_size)
+        if memory_budget is not None and on_disk.nbytes > memory_budget * GIB:
+            if log:
+                log(f"{path}: {len(on_disk)} images of {tuple(on_disk.shape[1:])} are "
+                    f"{on_disk.nbytes / GIB:.1f} GiB, over --memory-budget {memory_budget:g}; "
+                    "streaming them from disk in chunks")
+            where = f"{path}, which has no splits, streamed from disk"
+            return ImageSet(images=on_disk, labels=None, dataset=name, split=split_used,
+                            source=where)
+        images = read_hdf5(path, log)
         if image_size:
             if images.shape[2] != images.shape[3]:
                 raise DataError(f"{path} holds {images.shape[2]}x{images.shape[3]} images; "

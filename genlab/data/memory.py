@@ -81,3 +81,26 @@ class BatchStream:
             raise ValueError(f"data order was saved for {state['size']} items with seed "
                              f"{state['seed']}, not {self.size} items with seed {self.seed}")
         self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+
+class IndexedBatches:
+    """Batches of an in-memory data set: the stream's indices gathered from one uint8 tensor
+    (on the training device) in a single indexing operation."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int, seed: int,
+                 device: torch.device | str = "cpu"):
+        self.images = images
+        self.stream = BatchStream(len(images), batch_size, seed, device)
+
+    def next(self) -> torch.Tensor:
+        """The next batch of images, (batch_size, C, H, W) uint8."""
+        return self.images[self.stream.next()]
+
+    def state_dict(self) -> dict:
+        return self.stream.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stream.load_state_dict(state)
+
+    def close(self) -> None:
+        pass

@@ -16,7 +16,8 @@ from typing import Iterator
 import torch
 
 from genlab.config import RunConfig
-from genlab.data.memory import BatchStream, ImageSet
+from genlab.data.memory import ImageSet, IndexedBatches
+from genlab.data.stream import ChunkedBatches, HDF5Images, chunk_images
 from genlab.data.transforms import to_model_range, to_unit_range
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel, Phase, evaluating
@@ -101,12 +102,21 @@ class Trainer:
         # optimizer get no gradient (and cost none) during that phase.
         self._phase_trainable = ({phase.name: self._trainable_flags(phase) for phase in self.phases}
                                  if len(self.phases) > 1 else {})
-        self.stream = BatchStream(len(self.train_set), cfg.batch_size, cfg.seed, device)
+        self.batches = self._batch_source()
         # Drawn on the CPU so the grid shows the same latents whatever the device.
         generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_latents = self.model.sample_latents(NUM_FIXED_LATENTS, generator).to(device)
         self.step = 0
         self.last_checkpoint: Path | None = None
+
+    def _batch_source(self) -> IndexedBatches | ChunkedBatches:
+        """In-memory data: batches gathered by index. An HDF5 file over --memory-budget: batches
+        from contiguous chunks read ahead in a background thread."""
+        cfg, images = self.config.train, self.train_set.images
+        if isinstance(images, HDF5Images):
+            chunk = chunk_images(images, self.config.data.memory_budget)
+            return ChunkedBatches(images, cfg.batch_size, cfg.seed, chunk, self.device)
+        return IndexedBatches(images, cfg.batch_size, cfg.seed, self.device)
 
     # --- state --------------------------------------------------------------------------------
     def _payload(self) -> dict:
@@ -116,7 +126,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "rng": rng_state(self.device),
-            "data_order": self.stream.state_dict(),
+            "data_order": self.batches.state_dict(),
             "fixed_latents": self.fixed_latents.cpu(),
         }
 
@@ -132,7 +142,12 @@ class Trainer:
         self.model.load_state_dict(payload["model"])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(payload["optimizers"][name])
-        self.stream.load_state_dict(payload["data_order"])
+        try:
+            self.batches.load_state_dict(payload["data_order"])
+        except (ValueError, KeyError) as exc:
+            raise GenlabError(f"checkpoint {path} does not fit the data as it loads now ({exc}); "
+                              "the data changed since the run started: train on the same data "
+                              "or choose another --run-dir") from None
         self.fixed_latents = payload["fixed_latents"].to(self.device)
         set_rng_state(payload["rng"], self.device)
         self.step, self.last_checkpoint = int(payload["step"]), path
@@ -141,7 +156,7 @@ class Trainer:
     # --- one step -----------------------------------------------------------------------------
     def _batch(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images gathered from the data set -> the model's float range, NHWC layout."""
-        batch = to_model_range(images, self.model.data_range)
+        batch = to_model_range(images.to(self.device, non_blocking=True), self.model.data_range)
         return batch.contiguous(memory_format=torch.channels_last)
 
     def _trainable_flags(self, phase: Phase) -> list[tuple[torch.nn.Parameter, bool]]:
@@ -157,8 +172,7 @@ class Trainer:
         """One batch through every phase; returns the detached losses of all phases."""
         if self.config.train.lr_half_life:
             self._decay_learning_rate()
-        indices = self.stream.next()
-        batch = self._batch(self.train_set.images[indices])
+        batch = self._batch(self.batches.next())
         losses: dict[str, torch.Tensor] = {}
         for phase in self.phases:
             losses.update(self.run_phase(phase, batch))
@@ -275,5 +289,6 @@ class Trainer:
         finally:
             progress.close()
             logger.close()
+            self.batches.close()
         return TrainResult(self.step, self.last_checkpoint, stop.requested and self.step < total,
                            progress.images_per_second())
