@@ -83,6 +83,10 @@ class TrainConfig:
     seed: int = option(0, "seed for initialisation, data order and sampling")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (a GPU when there is one)",
                          resumable=True)
+    precision: str = option(
+        "auto", "training arithmetic: fp32, bf16 (autocast) or auto (bf16 on a GPU that has it, "
+        "fp32 on the CPU); on a GPU, fp32 matrix products use TF32", choices=("auto", "fp32", "bf16"),
+        resumable=True)
 
 
 FID_PRECISIONS = ("fp32", "bf16")

@@ -280,3 +280,39 @@ def test_each_phase_trains_only_its_optimizers_parameters(tmp_path):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
     after = model.state_dict()
     assert all(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_learning_rate_half_life_is_a_function_of_the_step_and_resumes_exactly(tmp_path):
+    trainer = make_trainer(tmp_path / "straight", 40, 20, lr_half_life=10)
+    trainer.fit()
+    (group,) = trainer.optimizers["vae"].param_groups
+    # The last step (step index 39) ran at lr0 * 0.5 ** (39 / 10).
+    assert group["lr"] == pytest.approx(1e-3 * 0.5 ** 3.9, rel=1e-12)
+    make_trainer(tmp_path / "resumed", 20, 20, lr_half_life=10).fit()
+    make_trainer(tmp_path / "resumed", 40, 20, lr_half_life=10).fit()
+    assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "resumed"))
+    constant = make_trainer(tmp_path / "constant", 5, 5)
+    constant.fit()
+    assert constant.optimizers["vae"].param_groups[0]["lr"] == 1e-3
+
+
+def test_bf16_precision_runs_the_forward_pass_in_bf16_and_the_losses_in_fp32(tmp_path):
+    trainer = make_trainer(tmp_path, 4, 4, precision="bf16")
+    seen = {}
+    trainer.model.encoder.enc1.register_forward_hook(
+        lambda module, inputs, output: seen.update(conv=output.dtype))  # returns None
+    losses = trainer.train_step()
+    assert seen["conv"] == torch.bfloat16
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # weights stay fp32
+    auto = make_trainer(tmp_path / "auto", 4, 4)
+    assert auto.bf16 is False  # auto on the CPU: fp32
+
+
+def test_val_images_limits_validation_to_the_first_images(tmp_path):
+    trainer = make_trainer(tmp_path, 4, 4, val_images=100)
+    sizes = []
+    original = trainer.model.validation_losses
+    trainer.model.validation_losses = lambda batch, g: (sizes.append(len(batch)), original(batch, g))[1]
+    trainer.validate()
+    assert sizes == [100]

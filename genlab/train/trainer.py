@@ -68,6 +68,13 @@ class _StopRequest:
                 signal.signal(s, handler)
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether training runs under bf16 autocast: asked for, or `auto` on a GPU that has bf16."""
+    if precision == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return precision == "bf16"
+
+
 def rng_state(device: torch.device) -> dict:
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -92,6 +99,12 @@ class Trainer:
         self.train_set, self.val_set = train_set.to(device), val_set.to(device)
         self.progress_stream = progress_stream
         cfg = config.train
+        self.bf16 = uses_bf16(cfg.precision, device)
+        if device.type == "cuda":
+            # TF32 tensor cores for the fp32 matrix products left outside autocast (and all of
+            # them with --precision fp32): 10 mantissa bits, as cuDNN's convolutions use by default.
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.optimizers = self.model.optimizers(cfg)
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
@@ -193,7 +206,10 @@ class Trainer:
         if self._phase_trainable:
             self._only_train(phase.name)
         optimizer.zero_grad(set_to_none=True)
-        out = phase.loss(batch)
+        # bf16 autocast for the forward pass; the losses reduce in fp32 (genlab.losses) and the
+        # backward pass follows the forward's dtypes, so no gradient scaling is needed.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            out = phase.loss(batch)
         out[phase.minimise].backward()
         optimizer.step()
         return {name: value.detach() for name, value in out.items()}

@@ -1,0 +1,168 @@
+"""Training speed of genlab's step against the same model in plain fp32 eager mode, on whatever
+device exists (a GPU when there is one, else the CPU).
+
+What is compared
+----------------
+Both sides train the *same* model (same config, same seed, same initial weights), with the same
+optimisers, batch size and number of steps, on the same batches, in one process:
+
+* genlab -- genlab's real ``Trainer.train_step()``: batches gathered by index from one uint8
+  tensor already on the device, channels_last layout, and ``--precision auto``: bf16 autocast and
+  TF32 on a GPU that has bf16, fp32 on the CPU (``--precision`` here overrides it).
+* baseline -- the same model in its default NCHW layout, fp32 with TF32 off, run by a plain loop
+  over the model's phases (each phase: only its network takes gradients, zero_grad, loss,
+  backward, step), on batches gathered from the same uint8 tensor on the same device.
+
+So the ratio is what the precision and layout choices buy; data loading is equal on both sides
+(benchmarks/train_throughput.py compares genlab's data path with pytorch/examples' instead).
+
+Timing: --warmup untimed steps, then --steps timed steps, synchronising the GPU before reading
+the clock; the sides alternate for --repeats rounds and the best of each is reported.
+
+Models: vaegan (Larsen et al.'s VAE/GAN, 64x64, the default), vae-larsen64, dcgan64 (64x64), and
+the homework's vae and dcgan (32x32). Images are synthetic (smooth random uint8, fixed seed): speed
+does not depend on what the pixels show.
+
+Usage:  .venv/bin/python benchmarks/precision_throughput.py [--model vaegan] [--batch-size 64]
+        [--steps 20] [--warmup 3] [--repeats 2] [--device auto] [--precision auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+from genlab.data.memory import ImageSet
+from genlab.data.transforms import to_model_range
+from genlab.run import build_model, new_config, resolve_device
+from genlab.train.trainer import Trainer, uses_bf16
+
+# name -> (genlab model, its settings, image shape)
+MODELS = {
+    "vaegan": ("vaegan", {}, (1, 64, 64)),
+    "vae-larsen64": ("vae", {"arch": "larsen64", "latent_dim": 2048}, (1, 64, 64)),
+    "dcgan64": ("dcgan", {"arch": "dcgan64"}, (1, 64, 64)),
+    "vae": ("vae", {}, (1, 32, 32)),
+    "dcgan": ("dcgan", {}, (1, 32, 32)),
+}
+
+
+def synthetic_images(n: int, shape: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+    c, h, w = shape
+    g = torch.Generator().manual_seed(0)
+    small = torch.rand(n, c, h // 8, w // 8, generator=g)
+    smooth = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear")
+    return (smooth * 255).round().to(torch.uint8).to(device)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def set_tf32(enabled: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def make_trainer(name: str, batch_size: int, precision: str, images: torch.Tensor,
+                 device: torch.device, folder: str) -> Trainer:
+    model_name, settings, shape = MODELS[name]
+    config = new_config(model_name, {**settings, "batch_size": batch_size,
+                                     "precision": precision, "device": str(device)})
+    config.image_shape = shape
+    data = ImageSet(images, None, "synthetic", "train", "synthetic")
+    return Trainer(config, folder, build_model(config), data, data, device)
+
+
+def time_genlab(trainer: Trainer, steps: int, warmup: int) -> float:
+    device = trainer.device
+    set_tf32(device.type == "cuda")
+    for _ in range(warmup):
+        trainer.train_step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    synchronize(device)
+    return steps * trainer.config.train.batch_size / (time.perf_counter() - start)
+
+
+def time_eager(name: str, batch_size: int, images: torch.Tensor, device: torch.device,
+               steps: int, warmup: int) -> float:
+    """The same model, fp32, NCHW, TF32 off, run by a plain loop over its phases."""
+    model_name, settings, shape = MODELS[name]
+    config = new_config(model_name, {**settings, "batch_size": batch_size})
+    config.image_shape = shape
+    model = build_model(config).to(device)
+    optimizers = model.optimizers(config.train)
+    phases = model.phases()
+    owned = {phase.name: {id(p) for group in optimizers[phase.optimizer].param_groups
+                          for p in group["params"]} for phase in phases}
+    set_tf32(False)
+    generator = torch.Generator(device).manual_seed(0)
+
+    def step() -> None:
+        index = torch.randint(0, len(images), (batch_size,), device=device, generator=generator)
+        batch = to_model_range(images[index], model.data_range)
+        for phase in phases:
+            for p in model.parameters():
+                p.requires_grad_(id(p) in owned[phase.name])
+            optimizer = optimizers[phase.optimizer]
+            optimizer.zero_grad(set_to_none=True)
+            phase.loss(batch)[phase.minimise].backward()
+            optimizer.step()
+
+    model.train()
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=list(MODELS), default="vaegan")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    what = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {device} ({what}), torch {torch.__version__}, {torch.get_num_threads()} "
+          f"CPU threads")
+    images = synthetic_images(2048, MODELS[args.model][2], device)
+    bf16 = uses_bf16(args.precision, device)
+    print(f"model {args.model}, batch {args.batch_size}, {args.steps} timed steps after "
+          f"{args.warmup} warm-up, best of {args.repeats}")
+    print(f"genlab: {'bf16 autocast' if bf16 else 'fp32'}, channels_last"
+          f"{', TF32' if device.type == 'cuda' else ''}; baseline: fp32 eager, NCHW, TF32 off")
+    best = {"baseline": 0.0, "genlab": 0.0}
+    with tempfile.TemporaryDirectory() as folder:
+        for round_ in range(args.repeats):
+            eager = time_eager(args.model, args.batch_size, images, device, args.steps,
+                               args.warmup)
+            trainer = make_trainer(args.model, args.batch_size, args.precision, images, device,
+                                   folder)
+            ours = time_genlab(trainer, args.steps, args.warmup)
+            del trainer
+            best["baseline"], best["genlab"] = max(best["baseline"], eager), max(best["genlab"], ours)
+            print(f"round {round_ + 1}: baseline {eager:.1f} images/s, genlab {ours:.1f} images/s")
+    print(f"baseline (fp32 eager): {best['baseline']:.1f} images/s")
+    print(f"genlab:                {best['genlab']:.1f} images/s")
+    print(f"ratio genlab / baseline: {best['genlab'] / best['baseline']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
