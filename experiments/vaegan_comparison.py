@@ -1,0 +1,93 @@
+"""The lab's comparison, measured: reconstructions and samples of a VAE, a VAE/GAN and a GAN.
+
+For each run folder given (any mix of `genlab train vae --arch larsen64`, `vaegan`, `dcgan --arch
+dcgan64` runs on the same data), on the first --images validation images:
+
+* pixel error: mean squared error of the posterior-mean reconstruction Dec(mu(x)), per pixel, in
+  [0, 1] units (models with an encoder only);
+* sharpness: the variance of the Laplacian (the standard focus measure: blur removes the high
+  frequencies it responds to) of the reconstructions and of 256 samples, each divided by the same
+  measure on the real images: 1 is as sharp as the data, below 1 blurrier;
+
+and writes one PNG: a row of real images, then each model's reconstructions, then each model's
+samples from the same fixed prior draws (the first rows of `genlab sample`'s grid).
+
+Usage:  .venv/bin/python experiments/vaegan_comparison.py RUN [RUN ...] -o comparison.png
+        [--images 256] [--columns 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from genlab.data import load_split
+from genlab.data.transforms import to_model_range, to_unit_range
+from genlab.run import load_run
+from genlab.viz.grid import save_grid
+
+LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def laplacian_variance(images: torch.Tensor) -> float:
+    """Mean over images and channels of the variance of the Laplacian, images in [0, 1]."""
+    c = images.shape[1]
+    kernel = LAPLACIAN.to(images)[None, None].repeat(c, 1, 1, 1)  # (C, 1, 3, 3), per channel
+    response = F.conv2d(images, kernel, groups=c)                  # (N, C, H-2, W-2)
+    return response.flatten(2).var(dim=2).mean().item()
+
+
+@torch.no_grad()
+def measure(run: Path, real_uint8: torch.Tensor, samples: int) -> dict:
+    config, model, step, _ = load_run(run, torch.device("cpu"), warn=print)
+    out = {"run": run.name, "model": config.model, "step": step}
+    real = real_uint8.float() / 255  # (N, C, H, W) in [0, 1]
+    real_sharpness = laplacian_variance(real)
+    if hasattr(model, "reconstruct"):
+        recon = torch.cat([to_unit_range(model.reconstruct(to_model_range(b, model.data_range)),
+                                         model.data_range) for b in real_uint8.split(64)])
+        out["recon"] = recon
+        out["pixel_mse"] = (recon - real).square().mean().item()
+        out["recon_sharpness"] = laplacian_variance(recon) / real_sharpness
+    latents = model.sample_latents(samples, torch.Generator().manual_seed(1))
+    generated = torch.cat([to_unit_range(model.decode(z), model.data_range)
+                           for z in latents.split(64)])
+    out["samples"] = generated
+    out["sample_sharpness"] = laplacian_variance(generated) / real_sharpness
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("-o", "--out", type=Path, default=Path("comparison.png"))
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--columns", type=int, default=12)
+    args = parser.parse_args()
+
+    config, _, _, _ = load_run(args.runs[0], torch.device("cpu"), warn=print)
+    val = load_split(config.data, config.data.val_split)
+    real_uint8 = val.images[:args.images]
+    results = [measure(run, real_uint8, samples=256) for run in args.runs]
+
+    print(f"{'run':<40} {'model':<7} {'step':>6} {'pixel MSE':>10} {'recon sharp':>12} "
+          f"{'sample sharp':>13}")
+    for r in results:
+        mse = f"{r['pixel_mse']:.4f}" if "pixel_mse" in r else "-"
+        sharp = f"{r['recon_sharpness']:.3f}" if "recon_sharpness" in r else "-"
+        print(f"{r['run']:<40} {r['model']:<7} {r['step']:>6} {mse:>10} {sharp:>12} "
+              f"{r['sample_sharpness']:>13.3f}")
+    k = args.columns
+    rows = [real_uint8[:k].float() / 255] + [r["recon"][:k] for r in results if "recon" in r]
+    rows += [r["samples"][:k] for r in results]
+    save_grid(torch.cat(rows), args.out, nrow=k)
+    print(f"grid: {args.out} (rows: real, reconstructions of "
+          f"{', '.join(r['model'] for r in results if 'recon' in r)}, samples of "
+          f"{', '.join(r['model'] for r in results)})")
+
+
+if __name__ == "__main__":
+    main()
