@@ -295,3 +295,23 @@ def test_train_on_a_folder_of_jpegs_and_the_steps_of_epochs(tmp_path):
     both = run_cli("train", "vaegan", "--data", folder, "--epochs", "1", "--steps", "3",
                    "--run-dir", tmp_path / "other")
     assert both.returncode == 2 and "pass one of them" in both.stderr
+
+
+def test_run_folder_names_and_the_labs_defaults():
+    from genlab.run import default_run_dir, new_config
+
+    def config(**settings):
+        return new_config("vaegan", {"data_path": "/data/celeba.h5", **settings})
+
+    default = config()
+    assert (default.train.batch_size, default.train.learning_rate, default.train.epochs) == \
+        (64, 3e-4, 100.0)
+    assert default.model_config == VAEGANConfig(latent_dim=2048, feature_layer="conv4", beta=1.0,
+                                                gamma=5.0, generator_loss="nonsaturating",
+                                                optimizer="rmsprop")
+    assert default_run_dir(default).name == "vaegan-celeba-z2048-b64-e100"
+    steps = config(num_training_steps=300)  # --steps replaces the default epochs
+    assert steps.train.epochs is None and default_run_dir(steps).name == "vaegan-celeba-z2048-b64-s300"
+    assert default_run_dir(config(feature_layer="pixel", gamma=10.0, generator_loss="saturating",
+                                  optimizer="adam")).name == \
+        "vaegan-celeba-z2048-lpixel-gamma10-saturating-adam-b64-e100"
