@@ -1,0 +1,57 @@
+"""Latent walks: linear interpolation between two latents, and extrapolation beyond both ends.
+
+Frame i of a path from z1 to z2 in K steps is z1 + (i / K) (z2 - z1): i = 0..K interpolates,
+i = -a..-1 and K+1..K+a (`extend` a) extrapolate past z1 and z2. The end points are draws from
+the prior, or, for a model with an encoder, the posterior means of two real images.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genlab.data.transforms import to_model_range, to_unit_range
+from genlab.errors import GenlabError
+from genlab.models.base import GenerativeModel
+
+
+def path_positions(steps: int, extend: int = 0) -> torch.Tensor:
+    """The frames' positions t = i / K for i = -extend .. steps + extend, (steps + 1 + 2 extend,)."""
+    if steps < 1 or extend < 0:
+        raise ValueError("a path needs steps >= 1 and extend >= 0")
+    return torch.arange(-extend, steps + extend + 1, dtype=torch.float64) / steps
+
+
+def walk(z1: torch.Tensor, z2: torch.Tensor, steps: int, extend: int = 0) -> torch.Tensor:
+    """Latents along the straight lines z1 -> z2: (R, D) pairs -> (R, frames, D)."""
+    t = path_positions(steps, extend).to(z1)                          # (frames,)
+    return z1[:, None, :] + t[None, :, None] * (z2 - z1)[:, None, :]  # (R, frames, D)
+
+
+def encodes(model: GenerativeModel) -> bool:
+    return hasattr(model, "encode")
+
+
+def encoded_endpoints(model: GenerativeModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior means of 2R uint8 images (2R, C, H, W): image 2r and 2r+1 are path r's ends."""
+    if not encodes(model):
+        raise GenlabError(f"a {model.name} has no encoder, so its paths cannot start at real "
+                          "images; use --from prior")
+    device = next(model.parameters()).device
+    mu, _ = model.encode(to_model_range(images.to(device), model.data_range))
+    return mu[0::2], mu[1::2]
+
+
+def prior_endpoints(model: GenerativeModel, rows: int,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    z = model.sample_latents(2 * rows, generator)  # drawn on the CPU: the same on any device
+    return z[0::2], z[1::2]
+
+
+@torch.no_grad()
+def decode_paths(model: GenerativeModel, paths: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Latent paths (R, F, D) -> images (R * F, C, H, W) in [0, 1], row by row."""
+    device = next(model.parameters()).device
+    flat = paths.reshape(-1, paths.shape[-1])  # (R, F, D) -> (R * F, D)
+    images = [to_unit_range(model.decode(z.to(device, torch.float32)), model.data_range).cpu()
+              for z in flat.split(batch)]
+    return torch.cat(images)
