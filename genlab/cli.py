@@ -234,6 +234,62 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    import torch
+
+    from genlab.run import load_run, resolve_device
+    from genlab.viz import interpolate as walks
+    from genlab.viz.grid import save_grid
+
+    device = resolve_device(args.device)
+    config, model, step, _ = load_run(args.run, device, _warn, step=args.step)
+    generator = torch.Generator().manual_seed(args.seed)
+    if (args.images or args.source == "data") and not walks.encodes(model):
+        raise GenlabError(f"a {config.model} has no encoder, so its paths cannot start at real "
+                          "images; use --from prior")
+    with torch.no_grad():
+        if args.images:
+            if len(args.images) % 2:
+                raise GenlabError(f"--images takes pairs (each path's two ends), got "
+                                  f"{len(args.images)} files; add or drop one")
+            ends = walks.encoded_endpoints(model, _image_files_as_model_input(args.images, config))
+            what = "between the encodings of the given images"
+        elif args.source == "data":
+            from genlab.data import load_split
+
+            val = load_split(config.data, config.data.val_split, log=_say)
+            if len(val) < 2 * args.rows:
+                raise GenlabError(f"--rows {args.rows} needs {2 * args.rows} images but "
+                                  f"{config.data.dataset}/{val.split} has {len(val)}")
+            chosen = torch.randperm(len(val), generator=generator)[:2 * args.rows]
+            ends = walks.encoded_endpoints(model, val.images[chosen])
+            what = f"between the encodings of {2 * args.rows} random {val.split} images"
+        else:
+            ends = walks.prior_endpoints(model, args.rows, generator)
+            what = "between prior draws"
+        paths = walks.walk(*ends, args.steps, args.extend)        # (R, F, D)
+        images = walks.decode_paths(model, paths)                 # (R * F, C, H, W)
+    save_grid(images, args.output, nrow=paths.shape[1])
+    extra = (f"; the first and last {args.extend} columns extrapolate beyond the ends"
+             if args.extend else "")
+    print(f"{args.output}: {paths.shape[0]} paths of {paths.shape[1]} frames {what}, "
+          f"{config.model} in {args.run} at step {step}{extra}")
+    return 0
+
+
+def _image_files_as_model_input(files: list[str], config) -> Any:
+    """Image files -> uint8 (N, C, H, W) at the run's size and channels (centre-cropped)."""
+    import numpy as np
+    import torch
+
+    from genlab.data.celeba import crop_and_resize
+    from genlab.data.transforms import convert_channels
+
+    c, h, _ = config.image_shape
+    images = torch.from_numpy(np.stack([crop_and_resize(Path(f), h, None) for f in files]))
+    return convert_channels(images, c)
+
+
 def _eval_config(args: argparse.Namespace) -> EvalConfig:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig)
              if hasattr(args, f.name)}
@@ -415,6 +471,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_step_flag(sample)
     _add_device_flag(sample)
     sample.set_defaults(handler=cmd_sample)
+
+    walk = commands.add_parser(
+        "interpolate", help="latent walks between two latents, with extrapolation",
+        description="Decode straight lines z1 + (i/K)(z2 - z1), i = 0..K (and -a..-1, K+1..K+a "
+        "with --extend a), one path per row, into a PNG grid. The ends are prior draws, or for "
+        "a model with an encoder the encodings of real images (--from data, or --images).")
+    walk.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
+    walk.add_argument("-o", "--output", default="interpolation.png",
+                      help="PNG file (default: interpolation.png)")
+    walk.add_argument("--rows", type=_positive_int, default=4,
+                      help="paths, one per row (default: 4)")
+    walk.add_argument("--steps", type=_positive_int, default=8,
+                      help="K: frames from z1 to z2 are i/K for i = 0..K (default: 8)")
+    walk.add_argument("--extend", type=_non_negative_int, default=0,
+                      help="a: also decode i = -a..-1 and K+1..K+a, beyond both ends (default: 0)")
+    walk.add_argument("--from", dest="source", choices=("prior", "data"), default="prior",
+                      help="prior: ends drawn from N(0, I); data: the encodings of random "
+                      "validation images (models with an encoder) (default: prior)")
+    walk.add_argument("--images", nargs="+", metavar="FILE",
+                      help="image files whose encodings are the ends, in pairs (one pair a path)")
+    walk.add_argument("--seed", type=_int, default=0, help="seed of the ends (default: 0)")
+    _add_step_flag(walk)
+    _add_device_flag(walk)
+    walk.set_defaults(handler=cmd_interpolate)
 
     prepare = commands.add_parser("prepare", help="convert a folder of images (or aligned "
                                   "CelebA) to one HDF5 file", description="Centre-crop and resize "
