@@ -242,7 +242,17 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from genlab.viz.grid import save_grid
 
     device = resolve_device(args.device)
-    config, model, step, _ = load_run(args.run, device, _warn, step=args.step)
+    config, model, step, checkpoint = load_run(args.run, device, _warn, step=args.step)
+    if args.score:  # checked before anything is decoded or written
+        from genlab.metrics.evaluate import check_ready
+
+        if args.steps % 2:
+            raise GenlabError(f"--steps {args.steps} has no midpoint frame for --score; use an "
+                              "even number")
+        if args.midpoints < max(2, args.paths):
+            raise GenlabError(f"--midpoints {args.midpoints} must be at least 2 and at least "
+                              f"--paths {args.paths}")
+        check_ready(_eval_config(args), device)
     generator = torch.Generator().manual_seed(args.seed)
     if (args.images or args.source == "data") and not walks.encodes(model):
         raise GenlabError(f"a {config.model} has no encoder, so its paths cannot start at real "
@@ -274,6 +284,18 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
              if args.extend else "")
     print(f"{args.output}: {paths.shape[0]} paths of {paths.shape[1]} frames {what}, "
           f"{config.model} in {args.run} at step {step}{extra}")
+    if args.score:
+        from genlab.metrics.evaluate import metrics_path
+        from genlab.metrics.latent import evaluate_latent_paths
+
+        record = evaluate_latent_paths(
+            config, model, step, checkpoint, _eval_config(args), device, _say, _warn,
+            paths=args.paths, midpoints=args.midpoints, steps=args.steps,
+            source="data" if args.source == "data" else "prior", seed=args.seed)
+        print(f"smoothness {record['smoothness']:.3f} (mean Inception-feature distance between "
+              f"consecutive frames), path-length ratio {record['path_length_ratio']:.3f}, "
+              f"midpoint FID {record['midpoint_fid']:.2f} ({record['settings']['protocol']})")
+        print(f"{'metrics:':<12} {metrics_path(checkpoint)}")
     return 0
 
 
@@ -492,6 +514,16 @@ def build_parser() -> argparse.ArgumentParser:
     walk.add_argument("--images", nargs="+", metavar="FILE",
                       help="image files whose encodings are the ends, in pairs (one pair a path)")
     walk.add_argument("--seed", type=_int, default=0, help="seed of the ends (default: 0)")
+    scoring = walk.add_argument_group("latent-space quality (--score)")
+    scoring.add_argument("--score", action="store_true",
+                         help="also measure the latent space on new paths (ends as --from): "
+                         "smoothness in Inception features over --paths paths and the FID of "
+                         "--midpoints path midpoints; stored beside the checkpoint")
+    scoring.add_argument("--paths", type=_positive_int, default=50,
+                         help="paths decoded whole for the smoothness (default: 50)")
+    scoring.add_argument("--midpoints", type=_positive_int, default=1000,
+                         help="path midpoints for the FID against real images (default: 1000)")
+    _add_config_flags(walk, EvalConfig, {}, {}, only=("fid_precision", "inception_weights"))
     _add_step_flag(walk)
     _add_device_flag(walk)
     walk.set_defaults(handler=cmd_interpolate)

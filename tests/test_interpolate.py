@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_cli
+from conftest import needs_inception, run_cli
 from genlab.viz.interpolate import path_positions, walk
 
 
@@ -76,3 +76,33 @@ def test_a_gan_has_no_encoder_to_start_from(tmp_path):
     assert not (tmp_path / "x.png").exists()
     prior = run_cli("interpolate", run, "--extend", "1", "-o", tmp_path / "x.png")
     assert prior.returncode == 0 and grid_shape(tmp_path / "x.png") == (4, 11)
+
+
+def test_path_distances_measure_steps_and_detours_in_feature_space():
+    from genlab.metrics.latent import path_distances
+
+    straight = torch.linspace(0, 1, 5)[None, :, None] * torch.tensor([3.0, 4.0])  # (1, 5, 2)
+    step, ratio = path_distances(straight)
+    assert step == pytest.approx(5 / 4) and ratio == pytest.approx(1.0)
+    detour = torch.tensor([[[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]]])     # 3 unit steps
+    step, ratio = path_distances(detour)
+    assert step == pytest.approx(1.0) and ratio == pytest.approx(3.0)
+
+
+@needs_inception
+def test_score_stores_smoothness_and_midpoint_fid_beside_the_checkpoint(vae_run, tmp_path):
+    import json
+
+    result = run_cli("interpolate", vae_run, "--score", "--paths", "2", "--midpoints", "6",
+                     "--steps", "2", "--fid-precision", "bf16", "-o", tmp_path / "w.png")
+    assert result.returncode == 0, result.stderr
+    assert "smoothness" in result.stdout and "midpoint FID" in result.stdout
+    lines = (vae_run / "checkpoints" / "step-00000020-metrics.jsonl").read_text().splitlines()
+    record = json.loads(lines[-1])
+    assert record["metric"] == "latent_paths" and record["step"] == 20
+    assert record["smoothness"] > 0 and record["path_length_ratio"] >= 1 - 1e-6
+    assert record["midpoint_fid"] > 0
+    assert record["settings"]["paths"] == 2 and record["settings"]["frames"] == 3
+    odd = run_cli("interpolate", vae_run, "--score", "--steps", "3", "-o", tmp_path / "odd.png")
+    assert odd.returncode == 2 and "no midpoint frame" in odd.stderr
+    assert not (tmp_path / "odd.png").exists()

@@ -163,9 +163,10 @@ def append_record(checkpoint: Path, record: dict) -> Path:
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        raise GenlabError(f"cannot write {path} ({exc.strerror}); the score was FID "
-                          f"{record['fid']:.4f}, KID {record['kid']:.6f}; make the run folder "
-                          "writable and run `genlab eval` again") from None
+        values = ", ".join(f"{k} {v:.6g}" for k, v in record.items()
+                           if isinstance(v, float) and k != "seconds")
+        raise GenlabError(f"cannot write {path} ({exc.strerror}); the scores were {values}; "
+                          "make the run folder writable and run the command again") from None
     return path
 
 
