@@ -66,10 +66,12 @@ def _int(text: str) -> int:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict[str, Any],
-                      choices: dict[str, Sequence[str]], only: Sequence[str] | None = None) -> None:
+                      choices: dict[str, Sequence[str]], only: Sequence[str] | None = None,
+                      several: bool = False) -> None:
     """One flag per dataclass field (or per field named in `only`). Defaults are SUPPRESSed so
     the parsed namespace holds only what the user typed: a resumed run must tell 'not given'
-    from 'given the default'."""
+    from 'given the default'. `several`: each flag but a switch takes one or more values (a
+    sweep)."""
     group = parser.add_argument_group(cls.__name__.removesuffix("Config").lower() + " settings")
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
@@ -93,6 +95,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict
             if options:
                 kwargs["choices"] = list(options)
                 kwargs["metavar"] = "{" + ",".join(map(str, options)) + "}"
+            if several:
+                kwargs["nargs"] = "+"
         group.add_argument(flag_name(field.name), *meta.get("aliases", ()), **kwargs)
 
 
@@ -214,6 +218,38 @@ def _print_outputs(folder: Path, checkpoint: Path | None) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     return train_run(args.model, _config_settings(args, args.model), args.run_dir)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from genlab import sweep
+
+    given = _config_settings(args, args.model)
+    settings = {k: (v if isinstance(v, list) else [v]) for k, v in given.items()}
+    runs = sweep.combinations(settings)
+    # Every combination's flags are checked as `genlab train` would, before any run starts.
+    for run in runs:
+        _check_train_settings(args.model, run.settings, Path(args.out) / run.name)
+    varied = ", ".join(sorted({k for r in runs for k in r.varied})) or "nothing"
+    _say(f"sweep: {len(runs)} run(s) of {args.model} varying {varied} into {args.out}, "
+         f"{args.parallel} at a time")
+    codes = sweep.run_all(args.model, runs, Path(args.out), args.parallel, _say)
+    rows = sweep.results(runs, Path(args.out), codes)
+    md, csv_path = sweep.write_table(rows, Path(args.out))
+    print(md.read_text(), end="")
+    print(f"{'results:':<12} {md} (and {csv_path.name})")
+    failed = [name for name, code in codes.items() if code != 0]
+    if failed:
+        raise GenlabError(f"{len(failed)} of {len(runs)} runs failed ({', '.join(failed)}); "
+                          f"see their logs in {args.out} and run the same sweep again to resume")
+    return 0
+
+
+def _check_train_settings(model: str, settings: dict[str, Any], run_dir: Path) -> None:
+    """The checks `genlab train` makes before loading data: flags that conflict, a folder that
+    holds another run or other settings."""
+    from genlab.run import prepare_run
+
+    prepare_run(model, settings, str(run_dir))
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -453,6 +489,24 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_flags(sub, TrainConfig, model_cls.train_defaults, {})
         _add_config_flags(sub, EvalConfig, {}, {})
         sub.set_defaults(handler=cmd_train)
+
+    sweep = commands.add_parser(
+        "sweep", help="train one run per combination of flag values, then tabulate them",
+        description="Train one run per combination of the values given (any `genlab train` "
+        "flag takes several, e.g. --latent-dim 3 10 100) into --out DIR, one folder per run; "
+        "resumable (finished runs are reused, interrupted ones resume); then write "
+        "DIR/results.md and results.csv with each run's FID.")
+    sweep_models = sweep.add_subparsers(dest="model", metavar="MODEL", parser_class=_Parser)
+    for name, model_cls in MODELS.items():
+        sub = sweep_models.add_parser(name, help=f"sweep {name} runs")
+        sub.add_argument("--out", required=True, help="folder for the runs and the results table")
+        sub.add_argument("--parallel", type=_positive_int, default=1,
+                         help="runs trained at the same time (default: 1)")
+        _add_config_flags(sub, model_cls.config_class, {}, {}, several=True)
+        _add_config_flags(sub, DataConfig, {}, {"dataset": tuple(DATASETS)}, several=True)
+        _add_config_flags(sub, TrainConfig, model_cls.train_defaults, {}, several=True)
+        _add_config_flags(sub, EvalConfig, {}, {}, several=True)
+        sub.set_defaults(handler=cmd_sweep)
 
     evaluate = commands.add_parser("eval", help="FID and KID of a run's latest checkpoint",
                                    description="Compute FID and KID of a run's latest checkpoint "
