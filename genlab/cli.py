@@ -348,6 +348,37 @@ def _image_files_as_model_input(files: list[str], config) -> Any:
     return convert_channels(images, c)
 
 
+def cmd_latents(args: argparse.Namespace) -> int:
+    from genlab.data import load_split
+    from genlab.run import load_run, resolve_device
+    from genlab.viz import latent_plots
+
+    device = resolve_device(args.device)
+    config, model, step, _ = load_run(args.run, device, _warn, step=args.step)
+    if not hasattr(model, "encode"):
+        raise GenlabError(f"a {config.model} has no encoder, so it has no latent means to plot; "
+                          "use a vae or vaegan run")
+    if config.model_config.latent_dim not in (2, 3):
+        raise GenlabError(f"{args.run} has latent size {config.model_config.latent_dim}; the "
+                          "scatter and manifold are for latent sizes 2 and 3 (train with "
+                          "--latent-dim 2 or 3)")
+    out = Path(args.output) if args.output else Path(args.run) / "figures"
+    val = load_split(config.data, config.data.val_split, log=_say)
+    images = val.images[:args.images]
+    labels = None if val.labels is None else val.labels[:args.images].cpu()
+    means = latent_plots.latent_means(model, images)
+    scatter = out / f"latent-scatter-step-{step:08d}.png"
+    latent_plots.scatter(means, labels, scatter,
+                         f"{config.model} z{config.model_config.latent_dim}: posterior means of "
+                         f"{len(images)} {config.data.dataset}/{val.split} images, step {step}")
+    print(f"{'scatter:':<12} {scatter}")
+    if config.model_config.latent_dim == 2:
+        grid = out / f"latent-manifold-step-{step:08d}.png"
+        latent_plots.manifold(model, grid, n=args.manifold)
+        print(f"{'manifold:':<12} {grid}")
+    return 0
+
+
 def _eval_config(args: argparse.Namespace) -> EvalConfig:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig)
              if hasattr(args, f.name)}
@@ -489,6 +520,21 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_flags(sub, TrainConfig, model_cls.train_defaults, {})
         _add_config_flags(sub, EvalConfig, {}, {})
         sub.set_defaults(handler=cmd_train)
+
+    latents = commands.add_parser(
+        "latents", help="scatter of a 2-d or 3-d latent space (and the 2-d decoded manifold)",
+        description="For a run with latent size 2 or 3: the posterior means of validation "
+        "images as a scatter coloured by label (pairwise planes for 3), and for size 2 the "
+        "images decoded over a grid of prior quantiles.")
+    latents.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
+    latents.add_argument("-o", "--output", help="folder for the PNGs (default: RUN/figures)")
+    latents.add_argument("--images", type=_positive_int, default=5000,
+                         help="validation images in the scatter (default: 5000)")
+    latents.add_argument("--manifold", type=_positive_int, default=20,
+                         help="the manifold grid's side, in images (default: 20)")
+    _add_step_flag(latents)
+    _add_device_flag(latents)
+    latents.set_defaults(handler=cmd_latents)
 
     sweep = commands.add_parser(
         "sweep", help="train one run per combination of flag values, then tabulate them",
