@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -25,8 +26,7 @@ def test_latents_draws_the_scatter_and_for_two_dimensions_the_manifold(tmp_path,
     assert manifold.exists() == (latent == 2)
     if latent == 2:
         with Image.open(manifold) as image:
-            grid = torch.tensor(list(image.getdata()), dtype=torch.float32).reshape(
-                image.size[1], image.size[0])
+            grid = torch.from_numpy(np.asarray(image, dtype=np.float32))  # (H, W) grey
         assert grid.shape == (2 + 5 * 34, 2 + 5 * 34)   # 5 x 5 tiles of 32 px, padding 2
         _, model, _, _ = load_run(run, torch.device("cpu"), warn=pytest.fail)
         q = torch.special.ndtri(torch.tensor([0.1, 0.9]))
