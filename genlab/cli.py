@@ -379,6 +379,16 @@ def cmd_latents(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from genlab.viz.report import build_report
+
+    html_path, md_path = build_report([Path(r) for r in args.runs], Path(args.output),
+                                      interpolation=not args.no_interpolation, log=_say)
+    print(f"{'report:':<12} {html_path} (self-contained)")
+    print(f"{'markdown:':<12} {md_path}")
+    return 0
+
+
 def _eval_config(args: argparse.Namespace) -> EvalConfig:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig)
              if hasattr(args, f.name)}
@@ -535,6 +545,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_step_flag(latents)
     _add_device_flag(latents)
     latents.set_defaults(handler=cmd_latents)
+
+    report = commands.add_parser(
+        "report", help="one HTML page (and a Markdown twin) about one or more runs",
+        description="Write DIR/report.html (self-contained: images embedded, no network "
+        "reference) and DIR/report.md: each run's settings, every curve it logged, GAN "
+        "equilibrium diagnostics, its last grids, an interpolation, its figures and scores; "
+        "then a comparison table and the runs' samples side by side.")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    report.add_argument("-o", "--output", default="report", help="folder (default: report)")
+    report.add_argument("--no-interpolation", action="store_true",
+                        help="skip decoding an interpolation grid per run")
+    report.set_defaults(handler=cmd_report)
 
     sweep = commands.add_parser(
         "sweep", help="train one run per combination of flag values, then tabulate them",

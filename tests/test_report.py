@@ -1,0 +1,48 @@
+"""`genlab report`: a self-contained page and its Markdown twin about several runs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for model, extra in (("vae", ["--latent-dim", "2"]), ("dcgan", [])):
+        result = run_cli("train", model, "--dataset", "digits", *extra, "--steps", "20",
+                         "--saving-steps", "10", "--fid-samples", "0", "--run-dir", root / model)
+        assert result.returncode == 0, result.stderr
+    assert run_cli("latents", root / "vae").returncode == 0  # a figure the report picks up
+    return root
+
+
+def test_report_is_one_self_contained_page_with_every_section(runs, tmp_path):
+    out = tmp_path / "report"
+    result = run_cli("report", runs / "vae", runs / "dcgan", "-o", out)
+    assert result.returncode == 0, result.stderr
+    page = (out / "report.html").read_text()
+    # No network reference: every image is embedded, no external script or style.
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)
+    images = re.findall(r"<img src=\"([^\"]+)\"", page)
+    assert images and all(src.startswith("data:image/png;base64,") for src in images)
+    for text in ("Comparison", "Samples side by side", "Settings", "num_training_steps",
+                 "generator loss", "nonsaturating", "genlab version", "GAN equilibrium",
+                 "loss ratio D over G", "latent scatter", "interpolation between prior draws",
+                 "reconstructions at step 20", "none stored (run `genlab eval`)"):
+        assert text in page, text
+    # vae: curves, val, reconstructions, samples, interpolation, scatter, manifold (7);
+    # dcgan: curves, equilibrium, samples, interpolation (4); and 2 side by side.
+    assert len(images) == 13
+    markdown = (out / "report.md").read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert len(linked) == 13 and all((out / link).is_file() for link in linked)
+
+
+def test_report_names_a_folder_that_is_not_a_run(tmp_path):
+    result = run_cli("report", tmp_path, "-o", tmp_path / "out")
+    assert result.returncode == 2 and "is not a genlab run folder" in result.stderr
+    assert "Traceback" not in result.stderr
