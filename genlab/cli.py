@@ -389,6 +389,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from genlab.serve import load_runs, serve
+
+    serve(load_runs(args.runs, _warn), "127.0.0.1", args.port, _say)
+    return 0
+
+
 def _eval_config(args: argparse.Namespace) -> EvalConfig:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig)
              if hasattr(args, f.name)}
@@ -557,6 +564,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-interpolation", action="store_true",
                         help="skip decoding an interpolation grid per run")
     report.set_defaults(handler=cmd_report)
+
+    serve = commands.add_parser(
+        "serve", help="a local web page to sample, reconstruct and interpolate (live demo)",
+        description="Serve a page on http://127.0.0.1:PORT/ to draw samples from the runs, "
+        "reconstruct an uploaded image and slide along an interpolation; Ctrl-C stops it.")
+    serve.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    serve.add_argument("--port", type=_non_negative_int, default=8000,
+                       help="port on localhost (default: 8000; 0 picks a free one)")
+    serve.set_defaults(handler=cmd_serve)
 
     sweep = commands.add_parser(
         "sweep", help="train one run per combination of flag values, then tabulate them",

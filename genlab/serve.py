@@ -1,0 +1,232 @@
+"""`genlab serve`: a local web page for the lab's live demo, on Flask.
+
+Draw samples from a run, reconstruct an uploaded image (models with an encoder), and slide along
+a straight path between two latents. Flask (with its server, Werkzeug, which TensorBoard already
+installs) because it is small, well kept and synchronous: a demo serves one person, every request
+is one forward pass, and nothing here needs an async framework or a UI toolkit's hundreds of MB.
+The page is one HTML document with inline script and style: no network reference.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from genlab.data.transforms import convert_channels, to_model_range, to_unit_range
+from genlab.errors import GenlabError
+from genlab.run import load_run
+from genlab.viz.grid import grid_to_pil, make_grid
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+SAMPLES = 16
+
+
+@dataclass
+class LoadedRun:
+    name: str
+    model: torch.nn.Module
+    image_shape: tuple[int, int, int]
+    step: int
+    encodes: bool
+
+
+def _png(images: torch.Tensor, nrow: int) -> bytes:
+    """Images (N, C, H, W) in [0, 1] -> PNG bytes of their grid, upscaled for the screen."""
+    picture = grid_to_pil(make_grid(images, nrow=nrow))
+    scale = max(1, 256 // images.shape[-1])
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_from_upload(data: bytes, shape: tuple[int, int, int]) -> torch.Tensor:
+    """An uploaded file -> uint8 (1, C, H, W) at the run's size (centre-cropped), or a
+    GenlabError saying what is wrong with it."""
+    if not data:
+        raise GenlabError("the upload is empty; choose an image file (PNG or JPEG)")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise GenlabError("the upload is not an image PIL can read; choose a PNG or JPEG "
+                          "file") from None
+    c, h, _ = shape
+    side = min(rgb.size)
+    left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
+    square = rgb.crop((left, top, left + side, top + side)).resize((h, h), Image.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+    return convert_channels(pixels[None], c)  # (1, C, H, W)
+
+
+def create_app(runs: list[LoadedRun]):
+    from flask import Flask, Response, jsonify, request
+
+    app = Flask("genlab")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
+
+    def chosen() -> LoadedRun:
+        try:
+            index = int(request.values.get("run", 0))
+            return runs[index]
+        except (ValueError, IndexError):
+            raise GenlabError(f"run must be a number from 0 to {len(runs) - 1}") from None
+
+    def seed() -> int:
+        try:
+            return int(request.values.get("seed", 0))
+        except ValueError:
+            raise GenlabError("seed must be an integer") from None
+
+    @app.errorhandler(GenlabError)
+    def refused(error: GenlabError):
+        return jsonify(error=str(error)), 400
+
+    @app.errorhandler(413)
+    def too_large(_):
+        return jsonify(error=f"the upload is over {MAX_UPLOAD_BYTES // 2**20} MB; choose a "
+                             "smaller image"), 413
+
+    @app.get("/")
+    def page():
+        return Response(_page(runs), mimetype="text/html")
+
+    @app.get("/api/sample")
+    def sample():
+        run = chosen()
+        generator = torch.Generator().manual_seed(seed())
+        with torch.no_grad():
+            images = run.model.decode(run.model.sample_latents(SAMPLES, generator))
+        return Response(_png(to_unit_range(images, run.model.data_range), 4),
+                        mimetype="image/png")
+
+    @app.post("/api/reconstruct")
+    def reconstruct():
+        run = chosen()
+        if not run.encodes:
+            raise GenlabError(f"{run.name} is a GAN: it has no encoder to reconstruct with; "
+                              "choose a vae or vaegan run")
+        upload = request.files.get("image")
+        if upload is None:
+            raise GenlabError("no file in the upload; send it as the form field 'image'")
+        x = image_from_upload(upload.read(), run.image_shape)
+        with torch.no_grad():
+            batch = to_model_range(x, run.model.data_range)
+            pair = torch.cat([batch, run.model.reconstruct(batch)])
+        return Response(_png(to_unit_range(pair, run.model.data_range), 2), mimetype="image/png")
+
+    @app.get("/api/interpolate")
+    def interpolate():
+        run = chosen()
+        try:
+            t = float(request.values.get("t", 0.0))
+        except ValueError:
+            raise GenlabError("t must be a number") from None
+        if not -1.0 <= t <= 2.0:
+            raise GenlabError("t must be between -1 and 2 (0 and 1 are the two ends)")
+        generator = torch.Generator().manual_seed(seed())
+        z1, z2 = run.model.sample_latents(2, generator).chunk(2)   # (1, D) each
+        with torch.no_grad():
+            images = run.model.decode(torch.cat([z1, z1 + t * (z2 - z1), z2]))
+        return Response(_png(to_unit_range(images, run.model.data_range), 3),
+                        mimetype="image/png")
+
+    return app
+
+
+def _page(runs: list[LoadedRun]) -> str:
+    import html
+
+    options = "".join(f'<option value="{i}">{html.escape(r.name)} (step {r.step})</option>'
+                      for i, r in enumerate(runs))
+    return PAGE.replace("{{options}}", options)
+
+
+PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>genlab demo</title>
+<style>body{font-family:sans-serif;max-width:900px;margin:2em auto;padding:0 1em}
+section{border:1px solid #ccc;border-radius:6px;padding:1em;margin:1em 0}
+img{image-rendering:pixelated;border:1px solid #ddd;max-width:100%}#error{color:#b00}</style>
+</head><body><h1>genlab demo</h1>
+<p>Run: <select id="run">{{options}}</select></p><p id="error" role="alert"></p>
+<section><h2>Samples</h2><button id="sample">sample</button> <span id="seedinfo"></span><br>
+<img id="samples" alt="samples"></section>
+<section><h2>Reconstruct an image</h2><input type="file" id="file" accept="image/*">
+<button id="reconstruct">reconstruct</button><br><img id="reconstruction"
+alt="input and reconstruction"></section>
+<section><h2>Interpolate</h2><input type="range" id="t" min="0" max="1" step="0.05" value="0.5">
+<span id="tvalue">t = 0.5</span> <button id="newpair">new pair</button><br>
+<img id="walk" alt="z1, the point at t, z2"></section>
+<script>
+let seed = 0, pair = 0;
+const $ = (id) => document.getElementById(id);
+const run = () => $("run").value;
+function show(img, response) {
+  if (!response.ok) { return response.json().then((j) => { $("error").textContent = j.error; }); }
+  $("error").textContent = "";
+  return response.blob().then((b) => { img.src = URL.createObjectURL(b); });
+}
+function sample() {
+  seed += 1; $("seedinfo").textContent = "seed " + seed;
+  fetch(`/api/sample?run=${run()}&seed=${seed}`).then((r) => show($("samples"), r));
+}
+function walk() {
+  $("tvalue").textContent = "t = " + $("t").value;
+  fetch(`/api/interpolate?run=${run()}&seed=${pair}&t=${$("t").value}`).then((r) => show($("walk"), r));
+}
+$("sample").onclick = sample;
+$("t").oninput = walk;
+$("newpair").onclick = () => { pair += 1; walk(); };
+$("run").onchange = () => { sample(); walk(); };
+$("reconstruct").onclick = () => {
+  const form = new FormData();
+  if ($("file").files.length) { form.append("image", $("file").files[0]); }
+  fetch(`/api/reconstruct?run=${run()}`, {method: "POST", body: form})
+    .then((r) => show($("reconstruction"), r));
+};
+sample(); walk();
+</script></body></html>"""
+
+
+def load_runs(folders: list[str], warn: Callable[[str], None]) -> list[LoadedRun]:
+    loaded = []
+    for folder in folders:
+        config, model, step, _ = load_run(folder, torch.device("cpu"), warn)
+        loaded.append(LoadedRun(Path(folder).resolve().name, model, tuple(config.image_shape),
+                                step, hasattr(model, "encode")))
+    return loaded
+
+
+def serve(runs: list[LoadedRun], host: str, port: int, say: Callable[[str], None]) -> None:
+    """Serve until Ctrl-C or SIGTERM, then close the socket and return."""
+    from werkzeug.serving import make_server
+
+    try:
+        server = make_server(host, port, create_app(runs), threaded=True)
+    except OSError as exc:
+        raise GenlabError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another "
+                          "--port") from None
+    stopping = threading.Event()
+
+    def stop(signum, frame):
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    say(f"genlab demo on http://{host}:{server.server_port}/ ({len(runs)} run(s)); Ctrl-C stops it")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    say("genlab demo stopped")
