@@ -152,9 +152,11 @@ def _page(runs: list[LoadedRun]) -> str:
 
 
 PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>genlab demo</title>
+<link rel="icon" href="data:,">
 <style>body{font-family:sans-serif;max-width:900px;margin:2em auto;padding:0 1em}
 section{border:1px solid #ccc;border-radius:6px;padding:1em;margin:1em 0}
-img{image-rendering:pixelated;border:1px solid #ddd;max-width:100%}#error{color:#b00}</style>
+img{image-rendering:pixelated;border:1px solid #ddd;max-width:100%}img:not([src]){display:none}
+#error{color:#b00}</style>
 </head><body><h1>genlab demo</h1>
 <p>Run: <select id="run">{{options}}</select></p><p id="error" role="alert"></p>
 <section><h2>Samples</h2><button id="sample">sample</button> <span id="seedinfo"></span><br>
