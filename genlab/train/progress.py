@@ -22,7 +22,7 @@ class Progress:
                  interval: float = 15.0):
         self.stream = stream or sys.stderr
         self.start, self.total, self.batch_size, self.interval = start, total, batch_size, interval
-        self.step, self.last_losses = start, {"loss": float("nan")}
+        self.step, self.last_losses = start, {}  # none shown before the first logging step
         self.t0 = self.last_line = time.perf_counter()
         self.bar = None
         if getattr(self.stream, "isatty", lambda: False)():
@@ -55,9 +55,10 @@ class Progress:
         rate = self.images_per_second()
         steps_per_s = rate / self.batch_size if rate else 0.0
         eta = (self.total - self.step) / steps_per_s if steps_per_s else 0.0
-        losses = "  ".join(f"{name} {value:.4g}" for name, value in self.last_losses.items())
-        print(f"step {self.step}/{self.total}  {losses}  {rate:.0f} img/s  eta {_clock(eta)}",
-              file=self.stream, flush=True)
+        parts = [f"step {self.step}/{self.total}"]
+        parts += [f"{name} {value:.4g}" for name, value in self.last_losses.items()]
+        parts += [f"{rate:.0f} img/s", f"eta {_clock(eta)}"]
+        print("  ".join(parts), file=self.stream, flush=True)
 
     def write(self, message: str) -> None:
         """Print a message without breaking the bar."""
