@@ -163,8 +163,9 @@ def append_record(checkpoint: Path, record: dict) -> Path:
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        values = ", ".join(f"{k} {v:.6g}" for k, v in record.items()
-                           if isinstance(v, float) and k != "seconds")
+        shown = {"fid": ("FID", ".4f"), "kid": ("KID", ".6f")}
+        values = ", ".join(f"{shown.get(k, (k, ''))[0]} {v:{shown.get(k, (k, '.6g'))[1]}}"
+                           for k, v in record.items() if isinstance(v, float) and k != "seconds")
         raise GenlabError(f"cannot write {path} ({exc.strerror}); the scores were {values}; "
                           "make the run folder writable and run the command again") from None
     return path
