@@ -13,7 +13,7 @@ and writes one PNG: a row of real images, then each model's reconstructions, the
 samples from the same fixed prior draws (the first rows of `genlab sample`'s grid).
 
 Usage:  .venv/bin/python experiments/vaegan_comparison.py RUN [RUN ...] -o comparison.png
-        [--images 256] [--columns 12]
+        [--images 256] [--columns 12] [--step N]
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def laplacian_variance(images: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def measure(run: Path, real_uint8: torch.Tensor, samples: int) -> dict:
-    config, model, step, _ = load_run(run, torch.device("cpu"), warn=print)
+def measure(run: Path, real_uint8: torch.Tensor, samples: int, step: int | None) -> dict:
+    config, model, step, _ = load_run(run, torch.device("cpu"), warn=print, step=step)
     out = {"run": run.name, "model": config.model, "step": step}
     real = real_uint8.float() / 255  # (N, C, H, W) in [0, 1]
     real_sharpness = laplacian_variance(real)
@@ -66,12 +66,14 @@ def main() -> None:
     parser.add_argument("-o", "--out", type=Path, default=Path("comparison.png"))
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--columns", type=int, default=12)
+    parser.add_argument("--step", type=int, default=None,
+                        help="the checkpoint of this step in every run (default: each run's latest)")
     args = parser.parse_args()
 
     config, _, _, _ = load_run(args.runs[0], torch.device("cpu"), warn=print)
     val = load_split(config.data, config.data.val_split)
     real_uint8 = val.images[:args.images]
-    results = [measure(run, real_uint8, samples=256) for run in args.runs]
+    results = [measure(run, real_uint8, samples=256, step=args.step) for run in args.runs]
 
     print(f"{'run':<40} {'model':<7} {'step':>6} {'pixel MSE':>10} {'recon sharp':>12} "
           f"{'sample sharp':>13}")
