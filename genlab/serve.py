@@ -216,18 +216,25 @@ def serve(runs: list[LoadedRun], host: str, port: int, say: Callable[[str], None
     except OSError as exc:
         raise GenlabError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another "
                           "--port") from None
-    stopping = threading.Event()
+    # Request threads are joined by server_close(): a daemon thread still writing its log line
+    # to stderr while the interpreter exits aborts the process (seen as exit -6 under load).
+    server.daemon_threads, server.block_on_close = False, True
+    # shutdown() waits for serve_forever() to return, so it cannot run in the signal handler
+    # (the main thread); a plain thread calls it and is joined before the interpreter exits (a
+    # daemon thread still running at exit can abort the process).
+    stopper = threading.Thread(target=server.shutdown, name="genlab-serve-stop")
 
     def stop(signum, frame):
-        if not stopping.is_set():
-            stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
+        if not stopper.is_alive() and stopper.ident is None:
+            stopper.start()
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     say(f"genlab demo on http://{host}:{server.server_port}/ ({len(runs)} run(s)); Ctrl-C stops it")
     try:
         server.serve_forever()
     finally:
+        if stopper.ident is not None:
+            stopper.join()
         server.server_close()
         for s, handler in previous.items():
             signal.signal(s, handler)
