@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import run_cli
+from conftest import _inception_installed, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,8 @@ def test_report_is_one_self_contained_page_with_every_section(runs, tmp_path):
                  "loss ratio D over G", "latent scatter", "interpolation between prior draws",
                  "reconstructions at step 20", "none stored (run `genlab eval`)"):
         assert text in page, text
+    # Sample diversity is measured in FID's Inception features when the weights are installed.
+    assert ("Inception-feature distance" if _inception_installed() else "RMS pixel distance") in page
     # vae: curves, val, reconstructions, samples, interpolation, scatter, manifold (7);
     # dcgan: curves, equilibrium, samples, interpolation (4); and 2 side by side.
     assert len(images) == 13

@@ -86,18 +86,26 @@ def _tiles(grid_png: Path, tile: int, padding: int = 2) -> np.ndarray:
     return np.stack(out)
 
 
-def sample_diversity(grids: list[tuple[int, Path]], tile: int,
-                     count: int) -> list[tuple[int, float]]:
-    """(step, mean pairwise RMS pixel distance) of the first `count` images of each saved sample
-    grid: the fixed latents' samples drifting together means the generator is collapsing onto
-    few outputs."""
+def sample_diversity(grids: list[tuple[int, Path]], tile: int, count: int,
+                     features=None) -> list[tuple[int, float]]:
+    """(step, mean pairwise distance) of the first `count` images of each saved sample grid: the
+    fixed latents' samples drifting together means the generator is collapsing onto few outputs.
+    Distances are between `features(uint8 images (N, C, H, W))` (FID's Inception features) when
+    given, else RMS pixel distances."""
+    import torch
+
     out = []
     for step, png in grids:
-        tiles = _tiles(png, tile)[:count]                # (N, H, W) or (N, H, W, 3)
-        images = tiles.reshape(len(tiles), -1)          # (N, pixels)
-        diffs = images[:, None, :] - images[None, :, :]
-        distances = np.sqrt((diffs ** 2).mean(axis=2))
-        n = len(images)
+        tiles = _tiles(png, tile)[:count]                # (N, H, W) or (N, H, W, 3) in [0, 1]
+        if features is not None:
+            images = torch.from_numpy(np.rint(tiles * 255).astype(np.uint8))
+            images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)
+            vectors = features(images).double().numpy()  # (N, 2048)
+        else:
+            vectors = tiles.reshape(len(tiles), -1) / np.sqrt(tiles[0].size)  # RMS distances
+        diffs = vectors[:, None, :] - vectors[None, :, :]
+        distances = np.sqrt((diffs ** 2).sum(axis=2))
+        n = len(vectors)
         out.append((step, float(distances.sum() / max(n * (n - 1), 1))))
     return out
 
@@ -128,7 +136,7 @@ def equilibrium(records: list[dict], diversity: list[tuple[int, float]],
 
 
 def equilibrium_plot(records: list[dict], diversity: list[tuple[int, float]], path: Path,
-                     title: str) -> bool:
+                     title: str, diversity_unit: str = "mean pairwise RMS pixel distance") -> bool:
     """D(x) and D(fresh samples) against 1/2, the D/G loss ratio, and sample diversity."""
     data = series(records)
     fake_tag = next((f"train/{t}" for t in GENERATED_SCORE_TAGS if f"train/{t}" in data), None)
@@ -151,7 +159,7 @@ def equilibrium_plot(records: list[dict], diversity: list[tuple[int, float]], pa
     if diversity:
         axes[2].plot([s for s, _ in diversity], [v for _, v in diversity], marker="o")
     axes[2].set(title="sample diversity (fixed latents)", xlabel="training step",
-                ylabel="mean pairwise RMS pixel distance")
+                ylabel=diversity_unit)
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)

@@ -93,12 +93,18 @@ def _section(folder: Path, name: str, out: Path, interpolation: bool,
                                "whole validation split at each checkpoint)", target / "curves.png"))
     samples = [(s, p.with_name(f"{p.stem}-samples.png")) for s, p in checkpoints
                if p.with_name(f"{p.stem}-samples.png").is_file()]
-    diversity = plots.sample_diversity(samples, config.image_shape[1], NUM_FIXED_SAMPLES)
-    if plots.equilibrium_plot(records, diversity, target / "equilibrium.png", title):
-        section.images.append(("GAN equilibrium: D's outputs against 1/2, the ratio of the two "
-                               "losses, and the diversity of the fixed-latent samples",
-                               target / "equilibrium.png"))
-        section.equilibrium = plots.equilibrium(records, diversity)
+    if any("train/D(x)" in r for r in records):  # a GAN's logs
+        extractor = _inception(log)
+        diversity = plots.sample_diversity(samples, config.image_shape[1], NUM_FIXED_SAMPLES,
+                                           features=extractor)
+        unit = ("mean pairwise Inception-feature distance" if extractor else
+                "mean pairwise RMS pixel distance")
+        if plots.equilibrium_plot(records, diversity, target / "equilibrium.png", title, unit):
+            section.images.append(("GAN equilibrium: D's outputs against 1/2, the ratio of the "
+                                   f"two losses, and the diversity of the fixed-latent samples "
+                                   f"({unit})", target / "equilibrium.png"))
+            section.equilibrium = {**plots.equilibrium(records, diversity),
+                                   "diversity measured as": unit}
     if step is not None:
         stem = checkpoints[-1][1].stem
         for grid in GRIDS:
@@ -120,6 +126,22 @@ def _section(folder: Path, name: str, out: Path, interpolation: bool,
         shutil.copyfile(png, target / png.name)
         section.images.append((png.stem.replace("-", " "), target / png.name))
     return section
+
+
+_EXTRACTOR: list = []
+
+
+def _inception(log: Callable[[str], None]):
+    """FID's Inception features (fp32, CPU), loaded once; None (pixel distances) without them."""
+    if not _EXTRACTOR:
+        from genlab.metrics.inception import InceptionFeatures
+
+        try:
+            _EXTRACTOR.append(InceptionFeatures(device="cpu"))
+        except GenlabError as exc:
+            log(f"report: sample diversity in pixel space ({exc})")
+            _EXTRACTOR.append(None)
+    return _EXTRACTOR[0]
 
 
 def _comparison(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]:
