@@ -1,3 +1,3 @@
 """genlab: train, evaluate and explain image generative models."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
