@@ -34,6 +34,13 @@ from genlab.models.larsen import larsen64_arch
 LOG_SIGMA_MAX = 20.0
 
 
+def gaussian_posterior(encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An encoder's output (B, 2 * latent) -> mu, log sigma, each (B, latent); log sigma clamped
+    in the forward pass only (see LOG_SIGMA_MAX)."""
+    mu, log_sigma = encoded.chunk(2, dim=1)
+    return mu, clamp_with_gradient(log_sigma, LOG_SIGMA_MAX)
+
+
 def conv_arch(latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
     """The homework's table (for any C x H x W with H, W divisible by 4)."""
     c, h, w = image_shape
@@ -130,8 +137,7 @@ class VAE(GenerativeModel):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, C, H, W) in [0, 1] -> mu, log sigma, each (B, latent)."""
-        mu, log_sigma = self.encoder(x).chunk(2, dim=1)  # (B, 2 * latent) -> 2 x (B, latent)
-        return mu, clamp_with_gradient(log_sigma, LOG_SIGMA_MAX)
+        return gaussian_posterior(self.encoder(x))
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)

@@ -36,11 +36,11 @@ from torch import nn
 
 from genlab.config import TrainConfig, option
 from genlab.errors import GenlabError
-from genlab.losses import (GENERATOR_LOSSES, clamp_with_gradient, discriminator_fake_loss,
-                           discriminator_real_loss, feature_llike, gaussian_kl, generator_loss)
+from genlab.losses import (GENERATOR_LOSSES, discriminator_fake_loss, discriminator_real_loss,
+                           feature_llike, gaussian_kl, generator_loss)
 from genlab.models.base import GenerativeModel, Phase, frozen_batchnorm_stats
 from genlab.models.larsen import IMAGE_SIZE, LarsenEncoder, larsen_decoder, larsen_discriminator
-from genlab.models.vae import LOG_SIGMA_MAX
+from genlab.models.vae import gaussian_posterior
 
 # Dis_l: a convolution's output before its BatchNorm and ReLU. conv4 is the paper's choice (the
 # authors' celeba_aegan.py: recon_depth=9, the 4th convolution of their discriminator). "pixel"
@@ -121,8 +121,7 @@ class VAEGAN(GenerativeModel):
     # --- the networks -------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, C, 64, 64) in [-1, 1] -> mu, log sigma, each (B, latent)."""
-        mu, log_sigma = self.encoder(x).chunk(2, dim=1)  # (B, 2 * latent) -> 2 x (B, latent)
-        return mu, clamp_with_gradient(log_sigma, LOG_SIGMA_MAX)
+        return gaussian_posterior(self.encoder(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Dec(z): latents (B, latent) -> images (B, C, 64, 64) in [-1, 1]."""
