@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from genlab.data.celeba import square_rgb
 from genlab.data.transforms import convert_channels, to_model_range, to_unit_range
 from genlab.errors import GenlabError
 from genlab.run import load_run
 from genlab.viz.grid import grid_to_pil, make_grid
+from genlab.viz.interpolate import encodes
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 SAMPLES = 16
@@ -61,10 +62,7 @@ def image_from_upload(data: bytes, shape: tuple[int, int, int]) -> torch.Tensor:
         raise GenlabError("the upload is not an image PIL can read; choose a PNG or JPEG "
                           "file") from None
     c, h, _ = shape
-    side = min(rgb.size)
-    left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
-    square = rgb.crop((left, top, left + side, top + side)).resize((h, h), Image.BILINEAR)
-    pixels = torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+    pixels = torch.from_numpy(square_rgb(rgb, h, crop=None).copy())  # (3, H, W)
     return convert_channels(pixels[None], c)  # (1, C, H, W)
 
 
@@ -203,7 +201,7 @@ def load_runs(folders: list[str], warn: Callable[[str], None]) -> list[LoadedRun
     for folder in folders:
         config, model, step, _ = load_run(folder, torch.device("cpu"), warn)
         loaded.append(LoadedRun(Path(folder).resolve().name, model, tuple(config.image_shape),
-                                step, hasattr(model, "encode")))
+                                step, encodes(model)))
     return loaded
 
 

@@ -188,10 +188,14 @@ def folder_files(folder: str | Path, split: str | None = None) -> list[Path]:
 
 
 def crop_and_resize(path: Path, size: int, crop: int | None) -> np.ndarray:
-    """One image as (3, size, size) uint8: centre-cropped to `crop` x `crop` (or to its shorter
+    """One image file as (3, size, size) uint8 (see `square_rgb`)."""
+    return square_rgb(open_rgb(path), size, crop)
+
+
+def square_rgb(rgb: Image.Image, size: int, crop: int | None) -> np.ndarray:
+    """An RGB image as (3, size, size) uint8: centre-cropped to `crop` x `crop` (or to its shorter
     side when crop is None or larger than the image), then resized with PIL's bilinear filter
     with antialiasing, as torchvision's CenterCrop + Resize do on a PIL image."""
-    rgb = open_rgb(path)
     w, h = rgb.size
     side = min(w, h) if crop is None else min(crop, w, h)
     left, top = int(round((w - side) / 2.0)), int(round((h - side) / 2.0))
