@@ -227,8 +227,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     settings = {k: (v if isinstance(v, list) else [v]) for k, v in given.items()}
     runs = sweep.combinations(settings)
     # Every combination's flags are checked as `genlab train` would, before any run starts.
-    for run in runs:
-        _check_train_settings(args.model, run.settings, Path(args.out) / run.name)
+    from genlab.run import prepare_run
+
+    for run in runs:  # the checks `genlab train` makes before loading data; nothing is written
+        prepare_run(args.model, run.settings, str(Path(args.out) / run.name))
     varied = ", ".join(sorted({k for r in runs for k in r.varied})) or "nothing"
     _say(f"sweep: {len(runs)} run(s) of {args.model} varying {varied} into {args.out}, "
          f"{args.parallel} at a time")
@@ -242,14 +244,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise GenlabError(f"{len(failed)} of {len(runs)} runs failed ({', '.join(failed)}); "
                           f"see their logs in {args.out} and run the same sweep again to resume")
     return 0
-
-
-def _check_train_settings(model: str, settings: dict[str, Any], run_dir: Path) -> None:
-    """The checks `genlab train` makes before loading data: flags that conflict, a folder that
-    holds another run or other settings."""
-    from genlab.run import prepare_run
-
-    prepare_run(model, settings, str(run_dir))
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -281,13 +275,9 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     config, model, step, checkpoint = load_run(args.run, device, _warn, step=args.step)
     if args.score:  # checked before anything is decoded or written
         from genlab.metrics.evaluate import check_ready
+        from genlab.metrics.latent import check_path_settings
 
-        if args.steps % 2:
-            raise GenlabError(f"--steps {args.steps} has no midpoint frame for --score; use an "
-                              "even number")
-        if args.midpoints < max(2, args.paths):
-            raise GenlabError(f"--midpoints {args.midpoints} must be at least 2 and at least "
-                              f"--paths {args.paths}")
+        check_path_settings(args.steps, args.paths, args.midpoints)
         check_ready(_eval_config(args), device)
     generator = torch.Generator().manual_seed(args.seed)
     if (args.images or args.source == "data") and not walks.encodes(model):
@@ -355,7 +345,9 @@ def cmd_latents(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     config, model, step, _ = load_run(args.run, device, _warn, step=args.step)
-    if not hasattr(model, "encode"):
+    from genlab.viz.interpolate import encodes
+
+    if not encodes(model):
         raise GenlabError(f"a {config.model} has no encoder, so it has no latent means to plot; "
                           "use a vae or vaegan run")
     if config.model_config.latent_dim not in (2, 3):

@@ -60,16 +60,20 @@ def _endpoints(model, n: int, source: str, config: RunConfig, generator: torch.G
     return walks.encoded_endpoints(model, images[chosen])
 
 
+def check_path_settings(steps: int, paths: int, midpoints: int) -> None:
+    if steps % 2:
+        raise GenlabError(f"--steps {steps} has no midpoint frame for --score; use an even number")
+    if midpoints < max(2, paths):
+        raise GenlabError(f"--midpoints {midpoints} must be at least 2 and at least --paths {paths}")
+
+
 def evaluate_latent_paths(config: RunConfig, model, step: int, checkpoint: Path,
                           eval_cfg: EvalConfig, device: torch.device, log: Log, warn: Log, *,
                           paths: int = 50, midpoints: int = 1000, steps: int = 8,
                           source: str = "prior", seed: int = 0) -> dict:
     """Smoothness over `paths` paths of `steps` + 1 frames, and the FID of `midpoints`
     midpoints; stored beside `checkpoint`."""
-    if steps % 2:
-        raise GenlabError(f"--steps {steps} has no midpoint frame; use an even number")
-    if midpoints < max(2, paths):
-        raise GenlabError(f"--midpoints {midpoints} must be at least 2 and at least --paths {paths}")
+    check_path_settings(steps, paths, midpoints)
     started = time.perf_counter()
     extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision)
     generator = torch.Generator().manual_seed(seed)
