@@ -100,12 +100,18 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict
         group.add_argument(flag_name(field.name), *meta.get("aliases", ()), **kwargs)
 
 
+# Under torchrun only rank 0 talks (every process would say the same); errors come from all.
+_quiet = False
+
+
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    if not _quiet:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    if not _quiet:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -125,10 +131,14 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
     from genlab.data import load_split
     from genlab.metrics.evaluate import check_ready
     from genlab.run import build_model, prepare_run, resolve_device, write_config
+    from genlab.train import distributed
     from genlab.train.trainer import Trainer
 
+    global _quiet
+    processes = distributed.from_environment()
+    _quiet = not processes.is_main
     config, folder, resuming = prepare_run(model_name, settings, run_dir)
-    device = resolve_device(config.train.device)
+    device = distributed.start(processes, resolve_device(config.train.device))
     train_set = load_split(config.data, config.data.train_split, log=_say)
     without_splits = train_set.split != config.data.train_split  # a --data source: one split
     val_set = (train_set if config.data.val_split == config.data.train_split or without_splits
@@ -158,17 +168,28 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
     model = build_model(config)
     if announce:
         _say(announce)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_config(config, folder)
-    trainer = Trainer(config, folder, model, train_set, val_set, device)
+    if processes.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_config(config, folder)
+    trainer = Trainer(config, folder, model, train_set, val_set, device, processes=processes)
     if trainer.resume(_warn):
         _say(f"resuming {folder} from step {trainer.step} ({trainer.last_checkpoint.name})")
     elif config.data.train_split == config.data.val_split or without_splits:
         _say(f"note: validating on the training split ({train_set.split})")
+    where = str(device)
+    if processes.parallel:
+        where = (f"{processes.world_size} processes ({device.type}), global batch "
+                 f"{config.train.batch_size} = {processes.world_size} x "
+                 f"{trainer.local_batch_size}"
+                 + (", BatchNorm over the global batch" if config.train.sync_batchnorm else ""))
     _say(f"training {model_name} on {config.data.dataset}/{config.data.train_split} "
-         f"({len(train_set)} images from {train_set.source}) on {device} to step "
+         f"({len(train_set)} images from {train_set.source}) on {where} to step "
          f"{config.train.num_training_steps}")
     result = trainer.fit()
+    if not processes.is_main:
+        if config.eval.fid_samples and result.checkpoint is not None and not result.interrupted:
+            _final_scores(config, trainer.model, result.step, result.checkpoint, device, processes)
+        return EXIT_INTERRUPTED if result.interrupted else 0
     _print_outputs(folder, result.checkpoint)
     if result.interrupted:
         _say(f"interrupted at step {result.step}: checkpoint saved; run the same command to resume")
@@ -179,18 +200,24 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
         _say(f"{folder} is already trained to step {result.step}; pass --num-training-steps "
              "with a larger number to train further")
     if config.eval.fid_samples and result.checkpoint is not None:
-        _final_scores(config, trainer.model, result.step, result.checkpoint, device)
+        _final_scores(config, trainer.model, result.step, result.checkpoint, device, processes)
     return 0
 
 
-def _final_scores(config, model, step: int, checkpoint: Path, device) -> None:
-    """FID and KID of the finished run, unless this checkpoint already has them (same settings)."""
+def _final_scores(config, model, step: int, checkpoint: Path, device, processes) -> None:
+    """FID and KID of the finished run, unless this checkpoint already has them (same settings).
+    Under torchrun every process takes part (rank 0 decides whether a score is stored)."""
     from genlab.metrics.evaluate import evaluate_run, find_record, metrics_path
+    from genlab.train import distributed
 
-    record = find_record(checkpoint, config, config.eval, seed=0)
+    record = find_record(checkpoint, config, config.eval, seed=0) if processes.is_main else None
+    if processes.parallel:
+        [record] = distributed.broadcast_from_main(record)
     if record is None:
-        record = evaluate_run(config, model, step, checkpoint, config.eval, device, _say, _warn)
-    _print_score(record, metrics=metrics_path(checkpoint))
+        record = evaluate_run(config, model, step, checkpoint, config.eval, device, _say, _warn,
+                              processes=processes)
+    if processes.is_main:
+        _print_score(record, metrics=metrics_path(checkpoint))
 
 
 def _print_score(record: dict, prefix: str = "", metrics: Path | None = None,
@@ -714,3 +741,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if "genlab.train.distributed" in sys.modules:
+            sys.modules["genlab.train.distributed"].stop()

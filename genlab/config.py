@@ -87,6 +87,16 @@ class TrainConfig:
         "auto", "training arithmetic: fp32, bf16 (autocast) or auto (bf16 on a GPU that has it, "
         "fp32 on the CPU); on a GPU, fp32 matrix products use TF32", choices=("auto", "fp32", "bf16"),
         resumable=True)
+    compile: bool = option(False, "compile the networks with torch.compile (faster steps on a "
+                           "GPU after a minute of compiling; needs a C++ compiler on the CPU)",
+                           resumable=True)
+    sync_batchnorm: bool = option(
+        False, "with several processes (torchrun), BatchNorm statistics over the global batch "
+        "instead of each process's shard", resumable=True)
+    nonfinite: str = option(
+        "stop", "a NaN or infinite loss: stop (keeping the last good checkpoint) or skip that "
+        "batch's update and count it in train/skipped_batches", choices=("stop", "skip"),
+        resumable=True)
 
 
 FID_PRECISIONS = ("fp32", "bf16")

@@ -21,6 +21,7 @@ from genlab.models.vae import VAE
 from genlab.run import build_model, new_config
 from genlab.train.checkpoint import (CheckpointError, checkpoint_path, latest_checkpoint,
                                      list_checkpoints, load_checkpoint)
+from genlab.train.distributed import SINGLE, Processes
 from genlab.train.logging import read_scalars
 from genlab.train.trainer import NonFiniteLossError, Trainer
 
@@ -28,7 +29,7 @@ SETTINGS = dict(dataset="digits", latent_dim=10, batch_size=64, logging_steps=5,
 
 
 def make_trainer(run_dir: Path, steps: int, saving: int, model_cls=None, model: str = "vae",
-                 **extra) -> Trainer:
+                 processes: Processes = SINGLE, **extra) -> Trainer:
     config = new_config(model, {**SETTINGS, "num_training_steps": steps, "saving_steps": saving,
                                 **extra})
     train = load_split(config.data, "train")
@@ -39,7 +40,7 @@ def make_trainer(run_dir: Path, steps: int, saving: int, model_cls=None, model: 
         swapped = model_cls(config.model_config, config.image_shape)
         swapped.load_state_dict(built.state_dict(), strict=False)  # extra layers keep their init
         built = swapped
-    trainer = Trainer(config, run_dir, built, train, val, torch.device("cpu"))
+    trainer = Trainer(config, run_dir, built, train, val, torch.device("cpu"), processes=processes)
     trainer.resume(warn=lambda message: None)
     return trainer
 

@@ -31,6 +31,7 @@ from genlab.metrics.fid import fid
 from genlab.metrics.inception import NUM_FEATURES, InceptionFeatures, check_precision, find_weights, verify_weights
 from genlab.metrics.stats import FULL_RANK_SAMPLES, FeatureStats
 from genlab.models.base import evaluating
+from genlab.train.distributed import SINGLE, Processes, gather_to_main
 
 REFERENCE_SEED = 0       # which real images are chosen: randperm(seed 0)[:N]
 GENERATE_BATCH = 250
@@ -73,26 +74,51 @@ class _Progress:
 
 
 def extract(extractor: InceptionFeatures, batches: Iterable[torch.Tensor], total: int,
-            what: str) -> FeatureStats:
+            what: str, show: bool = True) -> FeatureStats:
     stats = FeatureStats(NUM_FEATURES)
-    progress = _Progress(total, what)
+    progress = _Progress(total, what) if show else None
     try:
-        for features in extractor.stream(batches, progress.update):
+        for features in extractor.stream(batches, progress.update if progress else None):
             stats.update(features)
     finally:
-        progress.close()
+        if progress:
+            progress.close()
     return stats
 
 
-def generated_images(model, n: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """n samples as uint8 batches; latents drawn on the CPU, so the same on any device."""
+def generated_images(model, n: int, seed: int, device: torch.device,
+                     processes: Processes = SINGLE) -> Iterator[torch.Tensor]:
+    """n samples as uint8 batches; latents drawn on the CPU, so the same on any device. With
+    several processes, each decodes batches rank, rank + N, ... of the same sequence."""
     generator = torch.Generator().manual_seed(seed)
-    for start in range(0, n, GENERATE_BATCH):
+    for index, start in enumerate(range(0, n, GENERATE_BATCH)):
         count = min(GENERATE_BATCH, n - start)
+        latents = model.sample_latents(count, generator)  # drawn by all: the sequence stays one
+        if index % processes.world_size != processes.rank:
+            continue
         with evaluating(model):
-            latents = model.sample_latents(count, generator).to(device)
-            images = to_unit_range(model.decode(latents), model.data_range)
+            images = to_unit_range(model.decode(latents.to(device)), model.data_range)
         yield to_uint8(images)  # rounded as a PNG would be: the same path as the real images
+
+
+def generated_stats(extractor: InceptionFeatures, model, n: int, seed: int, device: torch.device,
+                    processes: Processes = SINGLE) -> FeatureStats | None:
+    """Features of the n generated images; with several processes each computes its share and
+    rank 0 gets them all, in the one-process order (None on the others)."""
+    if not processes.parallel:
+        return extract(extractor, generated_images(model, n, seed, device), n, "generated")
+    mine = extract(extractor, generated_images(model, n, seed, device, processes), n,
+                   "generated", show=processes.is_main).features
+    shares = gather_to_main(mine, processes)
+    if shares is None:
+        return None
+    # Batch i was made by rank i % N: deal the rows back out in batch order.
+    offsets, rows = [0] * processes.world_size, []
+    for index, start in enumerate(range(0, n, GENERATE_BATCH)):
+        count, owner = min(GENERATE_BATCH, n - start), index % processes.world_size
+        rows.append(shares[owner][offsets[owner]:offsets[owner] + count])
+        offsets[owner] += count
+    return FeatureStats.of(torch.cat(rows))
 
 
 def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFeatures,
@@ -203,17 +229,21 @@ def find_record(checkpoint: Path, config: RunConfig, eval_cfg: EvalConfig, seed:
 
 
 def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg: EvalConfig,
-                 device: torch.device, log: Log, warn: Log, seed: int = 0) -> dict:
-    """FID and KID of a run's model under the protocol; stored beside `checkpoint` and logged."""
+                 device: torch.device, log: Log, warn: Log, seed: int = 0,
+                 processes: Processes = SINGLE) -> dict | None:
+    """FID and KID of a run's model under the protocol; stored beside `checkpoint` and logged.
+    With several processes, all generate and extract; rank 0 scores (the others get None)."""
     started = time.perf_counter()
     n = eval_cfg.fid_samples
     if n < 2:
         raise GenlabError(f"--fid-samples {n} is too few; FID and KID need at least 2 images "
                           "(the homework's protocol uses 3000)")
     extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision)
-    real, reference = reference_stats(config.data, config.data.train_split, n, extractor, log, warn)
     log(f"FID: computing the features of {n} generated images")
-    fake = extract(extractor, generated_images(model, n, seed, device), n, "generated")
+    fake = generated_stats(extractor, model, n, seed, device, processes)
+    if fake is None:
+        return None
+    real, reference = reference_stats(config.data, config.data.train_split, n, extractor, log, warn)
     record = {
         "step": step, "checkpoint": checkpoint.name, "model": config.model,
         **scores(real, fake, warn),

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from genlab.models.noise import per_sample
+
 TRANSLATION_RATIO = 1 / 8
 CUTOUT_RATIO = 1 / 2
 
@@ -27,8 +29,8 @@ def translate(x: torch.Tensor, ratio: float = TRANSLATION_RATIO) -> torch.Tensor
     """Shift each image (B, C, H, W) by its own integer offset in [-ratio*size, ratio*size]."""
     b, _, h, w = x.shape
     max_y, max_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    shift_y = torch.randint(-max_y, max_y + 1, (b, 1), device=x.device)
-    shift_x = torch.randint(-max_x, max_x + 1, (b, 1), device=x.device)
+    shift_y = per_sample(lambda n: torch.randint(-max_y, max_y + 1, (n, 1), device=x.device), b)
+    shift_x = per_sample(lambda n: torch.randint(-max_x, max_x + 1, (n, 1), device=x.device), b)
     # Output pixel (i, j) reads input pixel (i - shift_y, j - shift_x): index the zero-padded
     # image at (i - shift_y + max_y, j - shift_x + max_x).
     rows = torch.arange(h, device=x.device)[None, :] - shift_y + max_y      # (B, H)
@@ -44,8 +46,10 @@ def cutout(x: torch.Tensor, ratio: float = CUTOUT_RATIO) -> torch.Tensor:
     be cut by the border, as in the paper)."""
     b, _, h, w = x.shape
     size_y, size_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    centre_y = torch.randint(0, h + (1 - size_y % 2), (b, 1), device=x.device)
-    centre_x = torch.randint(0, w + (1 - size_x % 2), (b, 1), device=x.device)
+    centre_y = per_sample(lambda n: torch.randint(0, h + (1 - size_y % 2), (n, 1),
+                                                  device=x.device), b)
+    centre_x = per_sample(lambda n: torch.randint(0, w + (1 - size_x % 2), (n, 1),
+                                                  device=x.device), b)
     top, left = centre_y - size_y // 2, centre_x - size_x // 2
     ys = torch.arange(h, device=x.device)[None, :]
     xs = torch.arange(w, device=x.device)[None, :]

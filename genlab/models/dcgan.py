@@ -41,6 +41,7 @@ from genlab.losses import (GENERATOR_LOSSES, discriminator_fake_loss, discrimina
                            generator_loss)
 from genlab.models.augment import POLICIES, diff_augment
 from genlab.models.base import GenerativeModel, Phase, frozen_batchnorm_stats
+from genlab.models.noise import per_sample
 
 # The DCGAN paper's Adam momentum: beta1 = 0.9 made its training oscillate and unstable.
 ADAM_BETAS = (0.5, 0.999)
@@ -178,7 +179,7 @@ class DCGAN(GenerativeModel):
     def discriminator_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """-log D(x) - log(1 - D(G(z))), batch means. Real and generated images go through D as
         two batches (each normalised by its own BatchNorm statistics), as in the homework."""
-        z = self.sample_latents(len(x), device=x.device)
+        z = per_sample(lambda n: self.sample_latents(n, device=x.device), len(x))
         self._step_latents = z
         # G(z) detached: this phase must not reach the generator. Its running BatchNorm
         # statistics are left for the generator phase's pass over the same z.

@@ -28,6 +28,7 @@ from genlab.losses import bernoulli_nll, clamp_with_gradient, gaussian_kl
 from genlab.models.base import GenerativeModel, Phase
 from genlab.models.larsen import IMAGE_SIZE as LARSEN_SIZE
 from genlab.models.larsen import larsen64_arch
+from genlab.models.noise import per_sample
 
 # exp(2 * 20) = 2.4e17: any log sigma above this is clamped in the forward pass so the KL and
 # the sampled z stay finite in float32 and bfloat16; no trained posterior comes near it.
@@ -149,7 +150,8 @@ class VAE(GenerativeModel):
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Negative ELBO = rec + kl, each averaged over the batch (summed over pixels/dims)."""
         mu, log_sigma = self.encode(x)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = per_sample(lambda n: torch.randn(n, *mu.shape[1:], generator=generator,
+                                               device=mu.device, dtype=mu.dtype), len(mu))
         z = mu + torch.exp(log_sigma) * eps  # reparameterisation: gradients flow to mu, sigma
         rec = bernoulli_nll(self.decode_logits(z), x).mean()
         kl = gaussian_kl(mu, log_sigma).mean()

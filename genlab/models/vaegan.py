@@ -40,6 +40,7 @@ from genlab.losses import (GENERATOR_LOSSES, discriminator_fake_loss, discrimina
                            feature_llike, gaussian_kl, generator_loss)
 from genlab.models.base import GenerativeModel, Phase, frozen_batchnorm_stats
 from genlab.models.larsen import IMAGE_SIZE, LarsenEncoder, larsen_decoder, larsen_discriminator
+from genlab.models.noise import per_sample
 from genlab.models.vae import gaussian_posterior
 
 # Dis_l: a convolution's output before its BatchNorm and ReLU. conv4 is the paper's choice (the
@@ -159,9 +160,10 @@ class VAEGAN(GenerativeModel):
     def encoder_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """beta * L_prior + L_llike, for the encoder. Draws the step's eps and z_p."""
         mu, log_sigma = self.encode(x)
-        eps = torch.randn_like(mu)
+        eps = per_sample(lambda n: torch.randn(n, *mu.shape[1:], device=mu.device,
+                                               dtype=mu.dtype), len(mu))
         z = mu + torch.exp(log_sigma) * eps  # reparameterisation: gradients reach mu, sigma
-        z_prior = self.sample_latents(len(x), device=x.device).to(mu.dtype)
+        z_prior = per_sample(lambda n: self.sample_latents(n, device=x.device), len(x)).to(mu.dtype)
         # The decoder phase decodes the same z with the same weights: its pass counts the batch
         # in the decoder's running statistics, this one must not (nor the discriminator's).
         with frozen_batchnorm_stats(self.decoder), frozen_batchnorm_stats(self.discriminator):

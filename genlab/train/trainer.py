@@ -7,6 +7,7 @@ validation losses (genlab.models.base). One step draws one batch and runs every 
 from __future__ import annotations
 
 import contextlib
+import io
 import signal
 import threading
 from dataclasses import dataclass
@@ -21,7 +22,11 @@ from genlab.data.stream import ChunkedBatches, HDF5Images, chunk_images
 from genlab.data.transforms import to_model_range, to_unit_range
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel, Phase, evaluating
-from genlab.train.checkpoint import latest_checkpoint, prune_checkpoints, save_checkpoint
+from genlab.models.noise import sharded
+from genlab.train import distributed
+from genlab.train.checkpoint import (checkpoint_path, latest_checkpoint, prune_checkpoints,
+                                     save_checkpoint)
+from genlab.train.distributed import SINGLE, Processes
 from genlab.train.logging import RunLogger
 from genlab.train.progress import Progress
 from genlab.viz.grid import save_grid
@@ -29,6 +34,7 @@ from genlab.viz.grid import save_grid
 NUM_FIXED_LATENTS = 32   # the sample grid's latents, drawn once per run
 NUM_GRID_IMAGES = 32     # validation originals and reconstructions shown per grid
 VAL_BATCH_SIZE = 500
+MAX_SKIPPED_IN_A_ROW = 100  # --nonfinite skip: a run this far gone has diverged; stop it
 
 
 class NonFiniteLossError(GenlabError):
@@ -41,6 +47,22 @@ class TrainResult:
     checkpoint: Path | None
     interrupted: bool
     images_per_second: float
+
+
+class _NoLogger:
+    """What processes other than rank 0 log: nothing (rank 0 writes the run's files)."""
+
+    def scalars(self, step, values):
+        pass
+
+    def images(self, step, images):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
 
 
 class _StopRequest:
@@ -91,14 +113,27 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 class Trainer:
     def __init__(self, config: RunConfig, run_dir: Path, model: GenerativeModel,
                  train_set: ImageSet, val_set: ImageSet, device: torch.device,
-                 progress_stream=None):
+                 progress_stream=None, processes: Processes = SINGLE):
         self.config, self.run_dir, self.device = config, Path(run_dir), device
+        self.processes = processes
+        cfg = config.train
+        if cfg.batch_size % processes.world_size:
+            raise GenlabError(f"--batch-size {cfg.batch_size} (the global batch) does not split "
+                              f"evenly over {processes.world_size} processes; use a multiple of "
+                              f"{processes.world_size}")
+        self.local_batch_size = cfg.batch_size // processes.world_size
+        if processes.parallel and cfg.sync_batchnorm:
+            distributed.synchronise_batchnorm(model, device)
         # channels_last: mkldnn's convolutions run ~1.4x faster on CPU in NHWC (measured on the
         # homework VAE, batch 32); it only changes the layout of 4-d weights, never the maths.
         self.model = model.to(device, memory_format=torch.channels_last)
+        if cfg.compile:
+            # Each network's forward compiled in place (nn.Module.compile): parameter names, and
+            # so checkpoints, stay those of the eager model.
+            for network in self.model.children():
+                network.compile()
         self.train_set, self.val_set = train_set.to(device), val_set.to(device)
         self.progress_stream = progress_stream
-        cfg = config.train
         self.bf16 = uses_bf16(cfg.precision, device)
         if device.type == "cuda":
             # TF32 tensor cores for the fp32 matrix products left outside autocast (and all of
@@ -120,6 +155,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_latents = self.model.sample_latents(NUM_FIXED_LATENTS, generator).to(device)
         self.step = 0
+        self.skipped_batches = 0  # --nonfinite skip: batches whose update was dropped
         self.last_checkpoint: Path | None = None
 
     def _batch_source(self) -> IndexedBatches | ChunkedBatches:
@@ -141,6 +177,7 @@ class Trainer:
             "rng": rng_state(self.device),
             "data_order": self.batches.state_dict(),
             "fixed_latents": self.fixed_latents.cpu(),
+            "skipped_batches": self.skipped_batches,
         }
 
     def resume(self, warn) -> bool:
@@ -164,6 +201,7 @@ class Trainer:
         self.fixed_latents = payload["fixed_latents"].to(self.device)
         set_rng_state(payload["rng"], self.device)
         self.step, self.last_checkpoint = int(payload["step"]), path
+        self.skipped_batches = int(payload.get("skipped_batches", 0))
         return True
 
     # --- one step -----------------------------------------------------------------------------
@@ -181,14 +219,22 @@ class Trainer:
         for parameter, trainable in self._phase_trainable[phase_name]:
             parameter.requires_grad_(trainable)
 
-    def train_step(self) -> dict[str, torch.Tensor]:
-        """One batch through every phase; returns the detached losses of all phases."""
+    def train_step(self) -> dict[str, torch.Tensor] | None:
+        """One batch through every phase; the detached losses of all phases, or None when
+        --nonfinite skip dropped the batch (from its first phase with a non-finite loss on)."""
         if self.config.train.lr_half_life:
             self._decay_learning_rate()
-        batch = self._batch(self.batches.next())
-        losses: dict[str, torch.Tensor] = {}
-        for phase in self.phases:
-            losses.update(self.run_phase(phase, batch))
+        images = self.batches.next()  # the global batch; this process trains on its rows
+        rank, size = self.processes.rank, self.local_batch_size
+        batch = self._batch(images[rank * size:(rank + 1) * size])
+        losses: dict[str, torch.Tensor] | None = {}
+        with sharded(rank, self.processes.world_size):
+            for phase in self.phases:
+                out = self.run_phase(phase, batch)
+                if out is None:
+                    losses = None
+                    break
+                losses.update(out)
         self.step += 1
         return losses
 
@@ -200,8 +246,9 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
 
-    def run_phase(self, phase: Phase, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One phase on one batch: loss, backward, one optimiser step; its detached losses."""
+    def run_phase(self, phase: Phase, batch: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """One phase on one batch: loss, backward, (gradients averaged over the processes,) one
+        optimiser step; its detached losses, or None when --nonfinite skip dropped the update."""
         optimizer = self.optimizers[phase.optimizer]
         if self._phase_trainable:
             self._only_train(phase.name)
@@ -210,9 +257,26 @@ class Trainer:
         # backward pass follows the forward's dtypes, so no gradient scaling is needed.
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             out = phase.loss(batch)
-        out[phase.minimise].backward()
+        loss = out[phase.minimise]
+        loss.backward()
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        if self.processes.parallel:
+            distributed.average_gradients(parameters, self.processes.world_size)
+        if self.config.train.nonfinite == "skip" and not self._finite(loss, parameters):
+            optimizer.zero_grad(set_to_none=True)
+            return None
         optimizer.step()
         return {name: value.detach() for name, value in out.items()}
+
+    def _finite(self, loss: torch.Tensor, parameters: list[torch.nn.Parameter]) -> bool:
+        """Whether the loss and every (averaged) gradient are finite, on every process (a sync:
+        paid only with --nonfinite skip)."""
+        grads = [p.grad for p in parameters if p.grad is not None]
+        finite = bool(torch.isfinite(loss).all()) and bool(
+            torch.isfinite(torch.nn.utils.get_total_norm(grads)).all() if grads else True)
+        if self.processes.parallel:
+            finite = not distributed.any_process(not finite, self.device)
+        return finite
 
     # --- validation, grids, checkpoints -------------------------------------------------------
     def validate(self) -> dict[str, float]:
@@ -241,6 +305,9 @@ class Trainer:
                 for name, value in images.items()}
 
     def save(self, logger: RunLogger) -> Path:
+        if not self.processes.is_main:  # rank 0 writes the checkpoint the others would
+            self.last_checkpoint = checkpoint_path(self.run_dir, self.step)
+            return self.last_checkpoint
         val, grids = self.validate(), self.grids()
         if val:
             logger.scalars(self.step, val)
@@ -257,46 +324,72 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------
     def _check_finite(self, window: list[torch.Tensor], names: list[str]) -> torch.Tensor:
         """Stack the window's losses, (steps, losses), and stop on the first non-finite one."""
-        values = torch.stack(window).double().cpu()  # one device sync per logging step
+        values = torch.stack(window)
+        if self.processes.parallel:  # every process logs and decides on the same means
+            values = distributed.mean_over_processes(values, self.processes.world_size)
+        values = values.double().cpu()  # one device sync per logging step
         bad = ~torch.isfinite(values)
         if bad.any():
             row, col = (int(i) for i in bad.nonzero()[0])
             step = self.step - len(window) + 1 + row
-            kept = (f"the last good checkpoint {self.last_checkpoint} is kept"
-                    if self.last_checkpoint else "no checkpoint had been written yet")
             raise NonFiniteLossError(
                 f"training stopped at step {step}: loss train/{names[col]} is "
-                f"{values[row, col].item()}; {kept}; try a lower --learning-rate")
+                f"{values[row, col].item()}; {self._kept()}; try a lower --learning-rate or "
+                "--nonfinite skip")
         return values
+
+    def _kept(self) -> str:
+        return (f"the last good checkpoint {self.last_checkpoint} is kept" if self.last_checkpoint
+                else "no checkpoint had been written yet")
 
     def fit(self) -> TrainResult:
         cfg = self.config.train
         total = cfg.num_training_steps
         if self.step >= total:
             return TrainResult(self.step, self.last_checkpoint, False, 0.0)
-        logger = RunLogger(self.run_dir, start_step=self.step)
-        progress = Progress(self.step, total, cfg.batch_size, stream=self.progress_stream)
+        main = self.processes.is_main
+        logger = RunLogger(self.run_dir, start_step=self.step) if main else _NoLogger()
+        progress = Progress(self.step, total, cfg.batch_size,
+                            stream=self.progress_stream if main else io.StringIO())
         window: list[torch.Tensor] = []
         names: list[str] = []
+        skipped_in_a_row = 0
         stop = _StopRequest()
         self.model.train()
+        distributed.barrier()  # every process has read the checkpoint before rank 0 writes one
         try:
             with stop.installed():
-                if self.step == 0:
+                if self.step == 0 and main:
                     # Grids from the first step on, so progress is visible from the start.
                     logger.images(0, self.grids())
                 while self.step < total and not stop.requested:
                     losses = self.train_step()
-                    names = list(losses)
-                    window.append(torch.stack(list(losses.values())))
+                    if losses is None:
+                        self.skipped_batches += 1
+                        skipped_in_a_row += 1
+                        if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                            raise NonFiniteLossError(
+                                f"training stopped at step {self.step}: the last "
+                                f"{skipped_in_a_row} batches all had a non-finite loss or "
+                                f"gradient; {self._kept()}; try a lower --learning-rate")
+                    else:
+                        skipped_in_a_row = 0
+                        names = list(losses)
+                        window.append(torch.stack(list(losses.values())))
                     progress.advance()
+                    if self.processes.parallel:  # Ctrl-C reaches each process at its own time
+                        stop.requested = distributed.any_process(stop.requested, self.device)
                     last = self.step == total or stop.requested
                     if self.step % cfg.logging_steps == 0 or last:
-                        means = self._check_finite(window, names).mean(0)
-                        logger.scalars(self.step, {f"train/{n}": float(v)
-                                                   for n, v in zip(names, means)})
-                        progress.loss({n: float(v) for n, v in zip(names, means)
-                                       if n in self._minimised})
+                        scalars = {}
+                        if window:
+                            means = self._check_finite(window, names).mean(0)
+                            scalars = {f"train/{n}": float(v) for n, v in zip(names, means)}
+                            progress.loss({n: float(v) for n, v in zip(names, means)
+                                           if n in self._minimised})
+                        if cfg.nonfinite == "skip":
+                            scalars["train/skipped_batches"] = float(self.skipped_batches)
+                        logger.scalars(self.step, scalars)
                         window.clear()
                     if self.step % cfg.saving_steps == 0 or last:
                         if window:
