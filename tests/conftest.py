@@ -47,6 +47,28 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
                           timeout=timeout)
 
 
+@pytest.fixture(scope="session")
+def _digit_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digit-runs")
+    for model, extra in (("vae", ["--latent-dim", "2"]), ("dcgan", [])):
+        result = run_cli("train", model, "--dataset", "digits", *extra, "--steps", "20",
+                         "--saving-steps", "10", "--fid-samples", "0", "--run-dir", root / model)
+        assert result.returncode == 0, result.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def digit_runs(_digit_runs, tmp_path_factory):
+    """A VAE (latent 2) and a DCGAN trained 20 steps on digits, checkpoints at 10 and 20: trained
+    once per session, copied per test module (which may add files to them)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("runs")
+    for model in ("vae", "dcgan"):
+        shutil.copytree(_digit_runs / model, root / model)
+    return root
+
+
 def layer_output_shapes(net, x) -> dict[str, tuple[int, ...]]:
     """Each named child's output shape (without the batch) as `x` runs through `net` in order:
     the per-row check of an architecture table."""

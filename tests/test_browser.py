@@ -41,13 +41,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    for model in ("vae", "dcgan"):
-        result = run_cli("train", model, "--dataset", "digits", "--steps", "20",
-                         "--saving-steps", "10", "--fid-samples", "0", "--run-dir", root / model)
-        assert result.returncode == 0, result.stderr
-    return root
+def runs(digit_runs):
+    return digit_runs
 
 
 def wait_for(condition, timeout: float = 30.0, explain=lambda: ""):

@@ -3,8 +3,10 @@ and checkpoints that are atomic, verified and never unpickle code."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -134,6 +136,72 @@ def test_non_finite_loss_stops_naming_step_and_loss_and_keeps_the_good_checkpoin
     assert "step-00000010.pt" in message
     assert [s for s, _ in list_checkpoints(tmp_path)] == [10]
     assert load_checkpoint(checkpoint_path(tmp_path, 10))["step"] == 10
+
+
+@pytest.mark.parametrize("model, model_cls, optimizer", [("vae", ExplodingVAE, "vae"),
+                                                         ("dcgan", ExplodingDCGAN, "generator")])
+def test_nonfinite_skip_drops_that_update_counts_it_and_resumes_the_count(
+        tmp_path, model, model_cls, optimizer):
+    trainer = make_trainer(tmp_path, 15, 5, model_cls=model_cls, model=model, nonfinite="skip")
+    trainer.fit()
+    payload = final_state(tmp_path)
+    assert payload["step"] == 15 and payload["skipped_batches"] == 1
+    # The bad batch's update was never applied: that optimiser stepped 14 times in 15 steps
+    # (the DCGAN's discriminator, whose loss stayed finite, all 15).
+    steps = {name: max(int(s["step"]) for s in opt["state"].values())
+             for name, opt in payload["optimizers"].items()}
+    assert steps == ({"vae": 14} if model == "vae" else {"discriminator": 15, "generator": 14})
+    assert all(torch.isfinite(t).all() for t in payload["model"].values() if t.is_floating_point())
+    train = [r for r in read_scalars(tmp_path) if "train/skipped_batches" in r]
+    assert [(r["step"], r["train/skipped_batches"]) for r in train] == [(5, 0), (10, 0), (15, 1)]
+    loss = "train/loss" if model == "vae" else "train/generator_loss"
+    assert all(math.isfinite(r[loss]) for r in train)  # the bad batch's loss is not averaged in
+    resumed = make_trainer(tmp_path, 20, 5, model=model, nonfinite="skip")
+    assert resumed.skipped_batches == 1
+    resumed.fit()
+    assert final_state(tmp_path)["skipped_batches"] == 1
+    last = [r for r in read_scalars(tmp_path) if "train/skipped_batches" in r][-1]
+    assert (last["step"], last["train/skipped_batches"]) == (20, 1)
+
+
+class AlwaysNaNVAE(VAE):
+    def losses(self, x, generator=None):
+        out = super().losses(x, generator)
+        out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_nonfinite_skip_still_stops_a_run_that_has_diverged(tmp_path, monkeypatch):
+    monkeypatch.setattr("genlab.train.trainer.MAX_SKIPPED_IN_A_ROW", 4)
+    trainer = make_trainer(tmp_path, 20, 10, model_cls=AlwaysNaNVAE, nonfinite="skip")
+    with pytest.raises(NonFiniteLossError, match="step 4: the last 4 batches all had a "
+                                                 "non-finite loss or gradient"):
+        trainer.fit()
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_says_so(tmp_path, capsys,
+                                                                           monkeypatch):
+    from genlab import cli, fsutil
+
+    args = ["train", "vae", "--dataset", "digits", "--latent-dim", "8", "--saving-steps", "5",
+            "--fid-samples", "0", "--run-dir", str(tmp_path)]
+    assert cli.main([*args, "--steps", "5"]) == 0
+    before = checkpoint_path(tmp_path, 5).read_bytes()
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fsutil.os, "fsync", no_space)
+    capsys.readouterr()
+    assert cli.main([*args, "--steps", "10"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("genlab: error: the disk is full while writing ")
+    assert "the previous version of that file is intact" in error and "Traceback" not in error
+    monkeypatch.undo()
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [5]
+    assert checkpoint_path(tmp_path, 5).read_bytes() == before
+    assert load_checkpoint(checkpoint_path(tmp_path, 5))["step"] == 5
+    assert not list(tmp_path.rglob("*.tmp"))  # no half-written file left behind
 
 
 def test_damaged_latest_checkpoint_is_reported_and_the_previous_used(tmp_path):

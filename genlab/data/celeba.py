@@ -39,6 +39,11 @@ _READ_CHUNK = 4096  # images read from an HDF5 file at a time
 
 # --- HDF5 -------------------------------------------------------------------------------------
 
+# What h5py raises on a damaged file: OSError mostly, but RuntimeError ("Object visitation
+# failed (bad heap free list)"), KeyError or ValueError from damaged metadata (found by
+# tests/test_fuzz.py).
+_HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError)
+
 def _first_dataset(handle, path: Path):
     import h5py
 
@@ -81,7 +86,7 @@ def open_hdf5(path: str | Path) -> HDF5Images:
             c, h, w = ((dataset.shape[1:]) if layout == "nchw"
                        else (dataset.shape[3], dataset.shape[1], dataset.shape[2]))
             return HDF5Images(path, name, layout, (n, c, h, w))
-    except OSError as exc:
+    except _HDF5_ERRORS as exc:
         raise DataError(f"{path} is not a readable HDF5 file ({exc}); check the file or "
                         "write it again with `genlab prepare`") from None
 
@@ -106,7 +111,7 @@ def read_hdf5(path: str | Path, log: Callable[[str], None] | None = None) -> tor
                     chunk = chunk.permute(0, 3, 1, 2)  # (n, H, W, C) -> (n, C, H, W)
                 images[start:start + len(chunk)] = chunk
             return images
-    except OSError as exc:
+    except _HDF5_ERRORS as exc:
         raise DataError(f"{path} is not a readable HDF5 file ({exc}); check the file or "
                         "write it again with `genlab prepare`") from None
 

@@ -68,7 +68,7 @@ class HDF5Images:
         try:
             with h5py.File(self.path, "r") as handle:
                 return handle[self.dataset][selection]
-        except (OSError, KeyError) as exc:
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:  # h5py's, on a damaged file
             raise DataError(f"cannot read images from {self.path} ({exc}); the file changed or "
                             "is damaged since training started; check it or write it again "
                             "with `genlab prepare`") from None
