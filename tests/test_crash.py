@@ -31,7 +31,7 @@ def committed_steps(run_dir: Path) -> list[int]:
     return [step for step, _ in list_checkpoints(run_dir)]
 
 
-@pytest.mark.robustness
+@pytest.mark.extended
 def test_sigkill_at_random_moments_always_resumes_exactly(tmp_path):
     # One thread everywhere: the same arithmetic (reduction order) in every process.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -3,7 +3,7 @@ and checkpoint files given to the real commands. Every case must either run corr
 or stop with exit code 2 and a one-line `... error: ...` sentence: never a traceback, never a
 hang (each case has a time limit), never a file lost (inputs and earlier checkpoints are
 byte-for-byte intact). The number of cases tried is printed at the end of the run (README
-quotes it). These run with the kill -9 trials: `make test-robustness` (CI runs both)."""
+quotes it). These run with the kill -9 trials: `make test-extended` (CI runs both)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from PIL import Image
 from conftest import SHARED_MNIST, needs_shared_mnist
 from genlab import cli
 
-pytestmark = pytest.mark.robustness
+pytestmark = pytest.mark.extended
 
 CASES: Counter = Counter()   # kind -> cases tried
 CLEAN: Counter = Counter()   # kind -> cases that ended cleanly (exit 0, or 2 with one sentence)

@@ -385,3 +385,19 @@ def test_val_images_limits_validation_to_the_first_images(tmp_path):
     trainer.model.validation_losses = lambda batch, g: (sizes.append(len(batch)), original(batch, g))[1]
     trainer.validate()
     assert sizes == [100]
+
+
+@pytest.mark.extended  # compiling takes ~15 s on the CPU
+def test_compile_trains_the_same_weights_through_compiled_networks(tmp_path):
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    eager = make_trainer(tmp_path / "eager", 3, 3, arch="mlp")
+    eager.fit()
+    compiled = make_trainer(tmp_path / "compiled", 3, 3, arch="mlp", compile=True)
+    compiled.fit()
+    assert counters["stats"]["unique_graphs"] > 0  # torch.compile really ran the networks
+    a, b = final_state(tmp_path / "eager"), final_state(tmp_path / "compiled")
+    assert a["model"].keys() == b["model"].keys()  # checkpoints keep the eager names
+    for name in a["model"]:
+        torch.testing.assert_close(a["model"][name], b["model"][name], rtol=1e-4, atol=1e-5)
