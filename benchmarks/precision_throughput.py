@@ -8,7 +8,8 @@ optimisers, batch size and number of steps, on the same batches, in one process:
 
 * genlab -- genlab's real ``Trainer.train_step()``: batches gathered by index from one uint8
   tensor already on the device, channels_last layout, and ``--precision auto``: bf16 autocast and
-  TF32 on a GPU that has bf16, fp32 on the CPU (``--precision`` here overrides it).
+  TF32 on a GPU that has bf16, fp32 on the CPU (``--precision`` here overrides it); with
+  ``--compile``, each network's forward through torch.compile (warm-up steps absorb compiling).
 * baseline -- the same model in its default NCHW layout, fp32 with TF32 off, run by a plain loop
   over the model's phases (each phase: only its network takes gradients, zero_grad, loss,
   backward, step), on batches gathered from the same uint8 tensor on the same device.
@@ -24,7 +25,9 @@ the homework's vae and dcgan (32x32). Images are synthetic (smooth random uint8,
 does not depend on what the pixels show.
 
 Usage:  .venv/bin/python benchmarks/precision_throughput.py [--model vaegan] [--batch-size 64]
-        [--steps 20] [--warmup 3] [--repeats 2] [--device auto] [--precision auto]
+        [--steps 20] [--warmup 3] [--repeats 2] [--device auto] [--precision auto] [--compile]
+        On a GPU, for the three models of issue 7:
+        for m in vae dcgan vaegan; do python benchmarks/precision_throughput.py --model $m --compile; done
 """
 
 from __future__ import annotations
@@ -69,9 +72,9 @@ def set_tf32(enabled: bool) -> None:
 
 
 def make_trainer(name: str, batch_size: int, precision: str, images: torch.Tensor,
-                 device: torch.device, folder: str) -> Trainer:
+                 device: torch.device, folder: str, compile: bool = False) -> Trainer:
     model_name, settings, shape = MODELS[name]
-    config = new_config(model_name, {**settings, "batch_size": batch_size,
+    config = new_config(model_name, {**settings, "batch_size": batch_size, "compile": compile,
                                      "precision": precision, "device": str(device)})
     config.image_shape = shape
     data = ImageSet(images, None, "synthetic", "train", "synthetic")
@@ -136,6 +139,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument("--compile", action="store_true", help="genlab side with --compile")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -147,14 +151,15 @@ def main() -> None:
     print(f"model {args.model}, batch {args.batch_size}, {args.steps} timed steps after "
           f"{args.warmup} warm-up, best of {args.repeats}")
     print(f"genlab: {'bf16 autocast' if bf16 else 'fp32'}, channels_last"
-          f"{', TF32' if device.type == 'cuda' else ''}; baseline: fp32 eager, NCHW, TF32 off")
+          f"{', TF32' if device.type == 'cuda' else ''}{', torch.compile' if args.compile else ''}"
+          "; baseline: fp32 eager, NCHW, TF32 off")
     best = {"baseline": 0.0, "genlab": 0.0}
     with tempfile.TemporaryDirectory() as folder:
         for round_ in range(args.repeats):
             eager = time_eager(args.model, args.batch_size, images, device, args.steps,
                                args.warmup)
             trainer = make_trainer(args.model, args.batch_size, args.precision, images, device,
-                                   folder)
+                                   folder, compile=args.compile)
             ours = time_genlab(trainer, args.steps, args.warmup)
             del trainer
             best["baseline"], best["genlab"] = max(best["baseline"], eager), max(best["genlab"], ours)
