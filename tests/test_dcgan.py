@@ -271,6 +271,7 @@ def test_homework_command_logs_five_curves_samples_and_sample_works(tmp_path):
 
 
 @needs_inception
+@pytest.mark.extended  # ~12 s; in `make test-extended` to keep the suite under 10 minutes
 def test_eval_scores_a_dcgan_run_on_images_mapped_from_minus_one_one(tmp_path):
     run = tmp_path / "run"
     result = run_cli("train", "dcgan", "--dataset", "digits", "--run-dir", run, "--steps", "10",

@@ -77,6 +77,7 @@ def test_two_gloo_processes_reach_the_one_process_weights(one_process_runs, tmp_
         "step-00000002.pt", "step-00000004.pt"]
 
 
+@pytest.mark.extended  # ~10 s; in `make test-extended` to keep the suite under 10 minutes
 def test_a_run_resumes_on_another_number_of_processes(one_process_runs, tmp_path):
     first = torchrun(*DCGAN, "--steps", "2", "--run-dir", tmp_path / "run")
     assert first.returncode == 0, first.stderr

@@ -66,6 +66,7 @@ def test_conflicting_flags_stop_before_any_run(tmp_path):
 
 
 @needs_inception
+@pytest.mark.extended  # ~25 s; in `make test-extended` to keep the suite under 10 minutes
 def test_the_table_has_each_runs_fid(tmp_path):
     out = tmp_path / "sweep"
     result = run_cli("sweep", "dcgan", "--dataset", "digits", "--steps", "4", "--seed", "0", "1",
