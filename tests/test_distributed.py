@@ -28,10 +28,12 @@ VAE = ["vae", *COMMON, "--latent-dim", "8"]
 
 
 def torchrun(*args, processes: int = 2) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node",
-                           str(processes), "--master-port", str(free_port()), "-m", "genlab",
-                           "train", *map(str, args)],
+    # --standalone: torchrun picks a free port for its rendezvous itself (no race with a port
+    # chosen here); gloo on the loopback interface, whatever the machine's hostname resolves to.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node", str(processes), "-m", "genlab", "train",
+                           *map(str, args)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
