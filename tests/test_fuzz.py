@@ -85,6 +85,24 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def damage_bytes(raw: bytes, kind: str, where: float, noise: bytes = b"") -> bytes:
+    """raw cut at, flipped at or zeroed (512 bytes) from the fraction `where` of its length,
+    replaced by `noise`, emptied, or left alone ("none")."""
+    at = int(len(raw) * where)
+    if kind == "truncate":
+        return raw[:at]
+    if kind in ("flip", "zeros"):
+        out = bytearray(raw)
+        if kind == "flip" and out:
+            out[at] ^= 0xFF
+        elif kind == "zeros":
+            out[at:at + 512] = bytes(len(out[at:at + 512]))
+        return bytes(out)
+    if kind == "none":
+        return raw
+    return noise if kind == "random" else b""
+
+
 # --- CLI flags ----------------------------------------------------------------------------------
 
 INTS = ["0", "1", "2", "-1", "3", "x", "1.5", "", "99999999999999999999"]
@@ -243,15 +261,7 @@ def test_corrupted_hdf5_files_run_or_stop_in_one_sentence(content):
                 handle.attrs["images"] = 1
             else:
                 handle.create_group("empty")
-        raw = bytearray(path.read_bytes())
-        if damage == "truncate":
-            raw = raw[:int(len(raw) * where)]
-        elif damage == "flip":
-            raw[int(len(raw) * where)] ^= 0xFF
-        elif damage == "zeros":
-            start = int(len(raw) * where)
-            raw[start:start + 512] = bytes(len(raw[start:start + 512]))
-        path.write_bytes(bytes(raw))
+        path.write_bytes(damage_bytes(path.read_bytes(), damage, where))
         before = digest(path)
         genlab("hdf5", "train", "vae", "--data", path, "--image-size", "32", *FAST,
                "--run-dir", Path(tmp) / "run")
@@ -278,16 +288,7 @@ def write_image(path: Path, spec) -> None:
     except (OSError, ValueError, KeyError):  # a mode the format cannot hold: save it as PNG
         buffer = io.BytesIO()
         image.convert("RGB").save(buffer, format="PNG")
-    raw = bytearray(buffer.getvalue())
-    if damage == "truncate":
-        raw = raw[:int(len(raw) * where)]
-    elif damage == "flip":
-        raw[int(len(raw) * where)] ^= 0xFF
-    elif damage == "random":
-        raw = bytearray(noise)
-    elif damage == "empty":
-        raw = bytearray()
-    path.write_bytes(bytes(raw))
+    path.write_bytes(damage_bytes(buffer.getvalue(), damage, where, noise))
 
 
 @cases(100)
@@ -323,17 +324,6 @@ def checkpoint_damage(draw):
     kind = draw(st.sampled_from(["truncate", "flip", "random", "empty"]))
     reseal = draw(st.booleans())  # recompute the sha256: the damage reaches torch.load
     return target, kind, draw(st.floats(0.0, 0.999)), draw(st.binary(max_size=256)), reseal
-
-
-def damage_bytes(raw: bytes, kind: str, where: float, noise: bytes) -> bytes:
-    if kind == "truncate":
-        return raw[:int(len(raw) * where)]
-    if kind == "flip":
-        out = bytearray(raw)
-        if out:
-            out[int(len(out) * where)] ^= 0xFF
-        return bytes(out)
-    return noise if kind == "random" else b""
 
 
 @cases(60)
