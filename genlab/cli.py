@@ -523,9 +523,12 @@ def _add_device_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
 
 
-def _add_step_flag(parser: argparse.ArgumentParser) -> None:
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """RUN, --step and --device: what every command that loads a run folder takes."""
+    parser.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
     parser.add_argument("--step", type=_non_negative_int, default=None,
                         help="use the checkpoint of this step (default: the latest)")
+    _add_device_flag(parser)
 
 
 def _add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -562,14 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="For a run with latent size 2 or 3: the posterior means of validation "
         "images as a scatter coloured by label (pairwise planes for 3), and for size 2 the "
         "images decoded over a grid of prior quantiles.")
-    latents.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
+    _add_run_arguments(latents)
     latents.add_argument("-o", "--output", help="folder for the PNGs (default: RUN/figures)")
     latents.add_argument("--images", type=_positive_int, default=5000,
                          help="validation images in the scatter (default: 5000)")
     latents.add_argument("--manifold", type=_positive_int, default=20,
                          help="the manifold grid's side, in images (default: 20)")
-    _add_step_flag(latents)
-    _add_device_flag(latents)
     latents.set_defaults(handler=cmd_latents)
 
     report = commands.add_parser(
@@ -617,12 +618,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "images against N "
                                    "real ones of the run's training split) and store them beside "
                                    "the checkpoint.")
-    evaluate.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
+    _add_run_arguments(evaluate)
     _add_config_flags(evaluate, EvalConfig, {}, {})
     evaluate.add_argument("--seed", type=_int, default=0,
                           help="seed of the generated images' latents (default: 0)")
-    _add_step_flag(evaluate)
-    _add_device_flag(evaluate)
     _add_json_flag(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
@@ -642,13 +641,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="decode samples from a run's latest checkpoint",
                                  description="Draw samples from the prior of a trained run and "
                                  "save them as a PNG grid.")
-    sample.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
+    _add_run_arguments(sample)
     sample.add_argument("-n", type=_positive_int, default=64, help="number of samples (default: 64)")
     sample.add_argument("-o", "--output", default="samples.png", help="PNG file (default: samples.png)")
     sample.add_argument("--nrow", type=_positive_int, default=8, help="images per row (default: 8)")
     sample.add_argument("--seed", type=_int, default=0, help="seed of the latents (default: 0)")
-    _add_step_flag(sample)
-    _add_device_flag(sample)
     sample.set_defaults(handler=cmd_sample)
 
     walk = commands.add_parser(
@@ -656,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decode straight lines z1 + (i/K)(z2 - z1), i = 0..K (and -a..-1, K+1..K+a "
         "with --extend a), one path per row, into a PNG grid. The ends are prior draws, or for "
         "a model with an encoder the encodings of real images (--from data, or --images).")
-    walk.add_argument("run", metavar="RUN", help="run folder written by `genlab train`")
+    _add_run_arguments(walk)
     walk.add_argument("-o", "--output", default="interpolation.png",
                       help="PNG file (default: interpolation.png)")
     walk.add_argument("--rows", type=_positive_int, default=4,
@@ -681,8 +678,6 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("--midpoints", type=_positive_int, default=1000,
                          help="path midpoints for the FID against real images (default: 1000)")
     _add_config_flags(walk, EvalConfig, {}, {}, only=("fid_precision", "inception_weights"))
-    _add_step_flag(walk)
-    _add_device_flag(walk)
     walk.set_defaults(handler=cmd_interpolate)
 
     prepare = commands.add_parser("prepare", help="convert a folder of images (or aligned "
