@@ -127,16 +127,27 @@ def _config_settings(args: argparse.Namespace, model_name: str) -> dict[str, Any
 
 def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
               announce: str | None = None) -> int:
-    """Train (or resume) one run and print where its outputs are. Shared by train and demo."""
+    """Train (or resume) one run and print where its outputs are. Shared by train and demo.
+    Under torchrun, every process runs this; only rank 0 talks."""
+    from genlab.train import distributed
+
+    global _quiet
+    processes = distributed.from_environment()
+    _quiet = not processes.is_main
+    try:
+        return _train(model_name, settings, run_dir, announce, processes)
+    finally:
+        distributed.stop()  # leaves the process group, if this process joined one
+
+
+def _train(model_name: str, settings: dict[str, Any], run_dir: str | None,
+           announce: str | None, processes) -> int:
     from genlab.data import load_split
     from genlab.metrics.evaluate import check_ready
     from genlab.run import build_model, prepare_run, resolve_device, write_config
     from genlab.train import distributed
     from genlab.train.trainer import Trainer
 
-    global _quiet
-    processes = distributed.from_environment()
-    _quiet = not processes.is_main
     config, folder, resuming = prepare_run(model_name, settings, run_dir)
     device = distributed.start(processes, resolve_device(config.train.device))
     train_set = load_split(config.data, config.data.train_split, log=_say)
@@ -186,11 +197,8 @@ def train_run(model_name: str, settings: dict[str, Any], run_dir: str | None,
          f"({len(train_set)} images from {train_set.source}) on {where} to step "
          f"{config.train.num_training_steps}")
     result = trainer.fit()
-    if not processes.is_main:
-        if config.eval.fid_samples and result.checkpoint is not None and not result.interrupted:
-            _final_scores(config, trainer.model, result.step, result.checkpoint, device, processes)
-        return EXIT_INTERRUPTED if result.interrupted else 0
-    _print_outputs(folder, result.checkpoint)
+    if processes.is_main:
+        _print_outputs(folder, result.checkpoint)
     if result.interrupted:
         _say(f"interrupted at step {result.step}: checkpoint saved; run the same command to resume")
         return EXIT_INTERRUPTED
@@ -252,10 +260,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     given = _config_settings(args, args.model)
     settings = {k: (v if isinstance(v, list) else [v]) for k, v in given.items()}
-    runs = sweep.combinations(settings)
-    # Every combination's flags are checked as `genlab train` would, before any run starts.
     from genlab.run import prepare_run
 
+    runs = sweep.combinations(settings)
     for run in runs:  # the checks `genlab train` makes before loading data; nothing is written
         prepare_run(args.model, run.settings, str(Path(args.out) / run.name))
     varied = ", ".join(sorted({k for r in runs for k in r.varied})) or "nothing"
@@ -369,11 +376,10 @@ def cmd_latents(args: argparse.Namespace) -> int:
     from genlab.data import load_split
     from genlab.run import load_run, resolve_device
     from genlab.viz import latent_plots
+    from genlab.viz.interpolate import encodes
 
     device = resolve_device(args.device)
     config, model, step, _ = load_run(args.run, device, _warn, step=args.step)
-    from genlab.viz.interpolate import encodes
-
     if not encodes(model):
         raise GenlabError(f"a {config.model} has no encoder, so it has no latent means to plot; "
                           "use a vae or vaegan run")
@@ -736,6 +742,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        if "genlab.train.distributed" in sys.modules:
-            sys.modules["genlab.train.distributed"].stop()
