@@ -164,9 +164,9 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         dims = [0, *range(2, x.dim())]                 # every dimension but the channels
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)  # (C,) -> broadcastable over (N, C, ...)
         xf = x.float()
-        local_count = torch.tensor([float(x.numel() // x.shape[1])], device=x.device)
-        count = local_count.clone()
-        dist.all_reduce(count)
+        # Every process holds the same share of the global batch (the trainer checks it), so
+        # the global count needs no all-reduce of its own.
+        count = x.numel() // x.shape[1] * dist.get_world_size()
         mean = all_reduce(xf.sum(dims)) / count
         centred = xf - mean.view(shape)
         # Two passes (mean, then squared deviations) as BatchNorm computes it: no cancellation.
@@ -176,7 +176,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.num_batches_tracked += 1
                 momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
                             else self.momentum)
-                unbiased = var * count / (count - 1).clamp(min=1)
+                unbiased = var * count / max(count - 1, 1)
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
         out = centred * torch.rsqrt(var + self.eps).view(shape)

@@ -145,6 +145,9 @@ class Trainer:
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])  # saved with the optimiser's state
+        # Each optimiser's parameters, listed once (not every step).
+        self._optimized = {name: [p for group in optimizer.param_groups for p in group["params"]]
+                           for name, optimizer in self.optimizers.items()}
         self.phases = self.model.phases()
         self._minimised = {phase.minimise for phase in self.phases}  # shown by the progress bar
         # Worked out once, not every step: with several phases, parameters outside a phase's
@@ -157,6 +160,7 @@ class Trainer:
         self.fixed_latents = self.model.sample_latents(NUM_FIXED_LATENTS, generator).to(device)
         self.step = 0
         self.skipped_batches = 0  # --nonfinite skip: batches whose update was dropped
+        self._skipped_in_a_row = 0
         self.last_checkpoint: Path | None = None
 
     def _batch_source(self) -> IndexedBatches | ChunkedBatches:
@@ -212,8 +216,7 @@ class Trainer:
         return batch.contiguous(memory_format=torch.channels_last)
 
     def _trainable_flags(self, phase: Phase) -> list[tuple[torch.nn.Parameter, bool]]:
-        optimizer = self.optimizers[phase.optimizer]
-        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        owned = {id(p) for p in self._optimized[phase.optimizer]}
         return [(p, id(p) in owned) for p in self.model.parameters()]
 
     def _only_train(self, phase_name: str) -> None:
@@ -237,7 +240,18 @@ class Trainer:
                     break
                 losses.update(out)
         self.step += 1
+        self._count_skipped(losses is None)
         return losses
+
+    def _count_skipped(self, skipped: bool) -> None:
+        """--nonfinite skip's bookkeeping; a run whose batches all go bad has diverged: stop it."""
+        self._skipped_in_a_row = self._skipped_in_a_row + 1 if skipped else 0
+        self.skipped_batches += skipped
+        if self._skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+            raise NonFiniteLossError(
+                f"training stopped at step {self.step}: the last {self._skipped_in_a_row} "
+                f"batches all had a non-finite loss or gradient; {self._kept()}; try a lower "
+                "--learning-rate")
 
     def _decay_learning_rate(self) -> None:
         """lr = initial lr * 0.5 ** (step / half life): a function of the step alone, so a resumed
@@ -260,7 +274,7 @@ class Trainer:
             out = phase.loss(batch)
         loss = out[phase.minimise]
         loss.backward()
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        parameters = self._optimized[phase.optimizer]
         if self.processes.parallel:
             distributed.average_gradients(parameters, self.processes.world_size)
         if self.config.train.nonfinite == "skip" and not self._finite(loss, parameters):
@@ -339,6 +353,19 @@ class Trainer:
                 "--nonfinite skip")
         return values
 
+    def _log_window(self, logger: RunLogger, progress: Progress, window: list[torch.Tensor],
+                    names: list[str]) -> None:
+        """Log the means of the window's losses (and the skipped-batch count), then empty it."""
+        scalars = {}
+        if window:
+            means = self._check_finite(window, names).mean(0)
+            scalars = {f"train/{n}": float(v) for n, v in zip(names, means)}
+            progress.loss({n: float(v) for n, v in zip(names, means) if n in self._minimised})
+        if self.config.train.nonfinite == "skip":
+            scalars["train/skipped_batches"] = float(self.skipped_batches)
+        logger.scalars(self.step, scalars)
+        window.clear()
+
     def _kept(self) -> str:
         return (f"the last good checkpoint {self.last_checkpoint} is kept" if self.last_checkpoint
                 else "no checkpoint had been written yet")
@@ -354,7 +381,6 @@ class Trainer:
                             stream=self.progress_stream if main else io.StringIO())
         window: list[torch.Tensor] = []
         names: list[str] = []
-        skipped_in_a_row = 0
         stop = _StopRequest()
         self.model.train()
         distributed.barrier()  # every process has read the checkpoint before rank 0 writes one
@@ -365,16 +391,7 @@ class Trainer:
                     logger.images(0, self.grids())
                 while self.step < total and not stop.requested:
                     losses = self.train_step()
-                    if losses is None:
-                        self.skipped_batches += 1
-                        skipped_in_a_row += 1
-                        if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
-                            raise NonFiniteLossError(
-                                f"training stopped at step {self.step}: the last "
-                                f"{skipped_in_a_row} batches all had a non-finite loss or "
-                                f"gradient; {self._kept()}; try a lower --learning-rate")
-                    else:
-                        skipped_in_a_row = 0
+                    if losses is not None:  # None: a batch --nonfinite skip dropped
                         names = list(losses)
                         window.append(torch.stack(list(losses.values())))
                     progress.advance()
@@ -382,16 +399,7 @@ class Trainer:
                         stop.requested = distributed.any_process(stop.requested, self.device)
                     last = self.step == total or stop.requested
                     if self.step % cfg.logging_steps == 0 or last:
-                        scalars = {}
-                        if window:
-                            means = self._check_finite(window, names).mean(0)
-                            scalars = {f"train/{n}": float(v) for n, v in zip(names, means)}
-                            progress.loss({n: float(v) for n, v in zip(names, means)
-                                           if n in self._minimised})
-                        if cfg.nonfinite == "skip":
-                            scalars["train/skipped_batches"] = float(self.skipped_batches)
-                        logger.scalars(self.step, scalars)
-                        window.clear()
+                        self._log_window(logger, progress, window, names)
                     if self.step % cfg.saving_steps == 0 or last:
                         if window:
                             self._check_finite(window, names)
