@@ -74,15 +74,14 @@ class _Progress:
 
 
 def extract(extractor: InceptionFeatures, batches: Iterable[torch.Tensor], total: int,
-            what: str, show: bool = True) -> FeatureStats:
+            what: str) -> FeatureStats:
     stats = FeatureStats(NUM_FEATURES)
-    progress = _Progress(total, what) if show else None
+    progress = _Progress(total, what)
     try:
-        for features in extractor.stream(batches, progress.update if progress else None):
+        for features in extractor.stream(batches, progress.update):
             stats.update(features)
     finally:
-        if progress:
-            progress.close()
+        progress.close()
     return stats
 
 
@@ -107,18 +106,15 @@ def generated_stats(extractor: InceptionFeatures, model, n: int, seed: int, devi
     rank 0 gets them all, in the one-process order (None on the others)."""
     if not processes.parallel:
         return extract(extractor, generated_images(model, n, seed, device), n, "generated")
-    mine = extract(extractor, generated_images(model, n, seed, device, processes), n,
-                   "generated", show=processes.is_main).features
+    # This process's batches' features, one tensor per batch (no progress bar: N processes).
+    mine = [f.cpu() for f in extractor.stream(generated_images(model, n, seed, device, processes))]
     shares = gather_to_main(mine, processes)
     if shares is None:
         return None
-    # Batch i was made by rank i % N: deal the rows back out in batch order.
-    offsets, rows = [0] * processes.world_size, []
-    for index, start in enumerate(range(0, n, GENERATE_BATCH)):
-        count, owner = min(GENERATE_BATCH, n - start), index % processes.world_size
-        rows.append(shares[owner][offsets[owner]:offsets[owner] + count])
-        offsets[owner] += count
-    return FeatureStats.of(torch.cat(rows))
+    # Batch i was made by rank i % N, as its (i // N)-th: back into batch order.
+    world = processes.world_size
+    batches = sum(len(share) for share in shares)
+    return FeatureStats.of(torch.cat([shares[i % world][i // world] for i in range(batches)]))
 
 
 def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFeatures,
@@ -189,9 +185,9 @@ def append_record(checkpoint: Path, record: dict) -> Path:
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        shown = {"fid": ("FID", ".4f"), "kid": ("KID", ".6f")}
-        values = ", ".join(f"{shown.get(k, (k, ''))[0]} {v:{shown.get(k, (k, '.6g'))[1]}}"
-                           for k, v in record.items() if isinstance(v, float) and k != "seconds")
+        shown = {"fid": "FID {:.4f}", "kid": "KID {:.6f}"}  # others (latent paths): name {:.6g}
+        values = ", ".join(shown.get(k, k + " {:.6g}").format(v) for k, v in record.items()
+                           if isinstance(v, float) and k != "seconds")
         raise GenlabError(f"cannot write {path} ({exc.strerror}); the scores were {values}; "
                           "make the run folder writable and run the command again") from None
     return path
