@@ -13,7 +13,6 @@ import concurrent.futures
 import csv
 import io
 import itertools
-import json
 import subprocess
 import sys
 import time
@@ -89,15 +88,12 @@ def run_all(model: str, runs: list[SweepRun], out: Path, parallel: int,
 
 def _latest_fid(run_dir: Path) -> dict | None:
     """The newest FID record of the run's latest scored checkpoint."""
-    records = []
-    for path in sorted((run_dir / "checkpoints").glob("step-*-metrics.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn line of a killed process
-            if "fid" in record:
-                records.append(record)
+    from genlab.metrics.evaluate import read_records
+
+    records = [record
+               for path in (run_dir / "checkpoints").glob("step-*-metrics.jsonl")
+               for record in read_records(path.with_name(path.name.replace("-metrics.jsonl", ".pt")))
+               if "fid" in record]
     return max(records, key=lambda r: r["step"]) if records else None
 
 
@@ -112,10 +108,11 @@ def results(runs: list[SweepRun], out: Path, codes: dict[str, int]) -> list[dict
             row.update(model=config.model, latent_dim=config.model_config.latent_dim,
                        steps=config.train.num_training_steps)
         record = _latest_fid(folder)
-        row.update(step=record["step"] if record else "", fid=f"{record['fid']:.2f}" if record else "",
-                   kid=f"{record['kid']:.4f}" if record else "",
-                   protocol=record["settings"]["protocol"] if record else "",
-                   status="ok" if codes.get(run.name) == 0 else f"failed ({codes.get(run.name)})")
+        row.update(step="", fid="", kid="", protocol="")  # the columns, scored or not
+        if record:
+            row.update(step=record["step"], fid=f"{record['fid']:.2f}", kid=f"{record['kid']:.4f}",
+                       protocol=record["settings"]["protocol"])
+        row["status"] = "ok" if codes.get(run.name) == 0 else f"failed ({codes.get(run.name)})"
         rows.append(row)
     return rows
 
