@@ -376,7 +376,7 @@ def cmd_latents(args: argparse.Namespace) -> int:
     from genlab.data import load_split
     from genlab.run import load_run, resolve_device
     from genlab.viz import latent_plots
-    from genlab.viz.interpolate import encodes
+    from genlab.viz.interpolate import encodes, latent_means
 
     device = resolve_device(args.device)
     config, model, step, _ = load_run(args.run, device, _warn, step=args.step)
@@ -391,7 +391,7 @@ def cmd_latents(args: argparse.Namespace) -> int:
     val = load_split(config.data, config.data.val_split, log=_say)
     images = val.images[:args.images]
     labels = None if val.labels is None else val.labels[:args.images].cpu()
-    means = latent_plots.latent_means(model, images)
+    means = latent_means(model, images)
     scatter = out / f"latent-scatter-step-{step:08d}.png"
     latent_plots.scatter(means, labels, scatter,
                          f"{config.model} z{config.model_config.latent_dim}: posterior means of "

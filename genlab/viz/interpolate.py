@@ -31,13 +31,21 @@ def encodes(model: GenerativeModel) -> bool:
     return hasattr(model, "encode")
 
 
+@torch.no_grad()
+def latent_means(model: GenerativeModel, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
+    """uint8 images (N, C, H, W) -> posterior means (N, latent) on the CPU."""
+    device = next(model.parameters()).device
+    means = [model.encode(to_model_range(chunk.to(device), model.data_range))[0].float().cpu()
+             for chunk in images.split(batch)]
+    return torch.cat(means)
+
+
 def encoded_endpoints(model: GenerativeModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means of 2R uint8 images (2R, C, H, W): image 2r and 2r+1 are path r's ends."""
     if not encodes(model):
         raise GenlabError(f"a {model.name} has no encoder, so its paths cannot start at real "
                           "images; use --from prior")
-    device = next(model.parameters()).device
-    mu, _ = model.encode(to_model_range(images.to(device), model.data_range))
+    mu = latent_means(model, images)  # (2R, D) on the CPU, like prior draws
     return mu[0::2], mu[1::2]
 
 

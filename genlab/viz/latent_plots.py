@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from genlab.data.transforms import to_model_range, to_unit_range
+from genlab.data.transforms import to_unit_range
 from genlab.errors import GenlabError
 from genlab.fsutil import atomic_save
 
@@ -26,15 +26,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-@torch.no_grad()
-def latent_means(model, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    """uint8 images (N, C, H, W) -> posterior means (N, latent) on the CPU."""
-    device = next(model.parameters()).device
-    means = [model.encode(to_model_range(chunk.to(device), model.data_range))[0].float().cpu()
-             for chunk in images.split(batch)]
-    return torch.cat(means)
 
 
 def save_figure(figure, path: Path) -> None:
