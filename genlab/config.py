@@ -72,6 +72,8 @@ class TrainConfig:
         resumable=True)
     lr_half_life: int = option(0, "halve the learning rate smoothly every this many steps "
                                "(0: constant)", non_negative=True)
+    warmup_steps: int = option(0, "raise every learning rate linearly from 0 over the first "
+                               "this many steps (0: none)", non_negative=True)
     logging_steps: int = option(10, "log training scalars every this many steps", positive=True,
                                 resumable=True)
     saving_steps: int = option(1000, "validate, log image grids and checkpoint every this many steps",

@@ -365,6 +365,22 @@ def test_learning_rate_half_life_is_a_function_of_the_step_and_resumes_exactly(t
     assert constant.optimizers["vae"].param_groups[0]["lr"] == 1e-3
 
 
+def test_warmup_raises_the_learning_rate_linearly_and_resumes_exactly(tmp_path):
+    trainer = make_trainer(tmp_path / "seen", 8, 8, warmup_steps=4, lr_half_life=10)
+    (group,) = trainer.optimizers["vae"].param_groups
+    used = []
+    for _ in range(6):
+        trainer.train_step()
+        used.append(group["lr"])  # set at the start of the step it was used in
+    assert used == pytest.approx([1e-3 * min(1.0, (s + 1) / 4) * 0.5 ** (s / 10)
+                                  for s in range(6)], rel=1e-12)
+    # Stopping inside the warm-up and resuming continues the schedule bit for bit.
+    make_trainer(tmp_path / "straight", 6, 6, warmup_steps=4).fit()
+    make_trainer(tmp_path / "resumed", 2, 2, warmup_steps=4).fit()
+    make_trainer(tmp_path / "resumed", 6, 2, warmup_steps=4).fit()
+    assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "resumed"))
+
+
 def test_bf16_precision_runs_the_forward_pass_in_bf16_and_the_losses_in_fp32(tmp_path):
     trainer = make_trainer(tmp_path, 4, 4, precision="bf16")
     seen = {}

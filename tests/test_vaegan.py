@@ -218,6 +218,47 @@ def test_each_phase_gives_exactly_algorithm1s_gradient_to_its_network_and_touche
                     assert all(p.grad is None for p in getattr(model, net).parameters()), net
 
 
+@pytest.mark.parametrize("real, fake, decoder, discriminator", [
+    (0.68, 0.68, True, True),
+    (0.20, 0.70, True, False),   # D already sure of the real images: D rests
+    (0.70, 0.30, True, False),   # ... or of the generated ones
+    (1.10, 0.70, False, True),   # D is losing: the decoder rests
+    (0.70, 1.20, False, True),
+    (0.20, 1.20, True, True),    # both would rest: both train (the authors' rule)
+])
+def test_the_equilibrium_rule_rests_the_network_that_is_ahead(real, fake, decoder, discriminator):
+    model = small_vaegan(equilibrium_margin=0.35)
+    assert model.equilibrium_updates(real, fake) == (decoder, discriminator)
+
+
+@pytest.mark.parametrize("equilibrium, margin, rests", [(3.0, 2.0, "discriminator"),
+                                                        (0.2, 0.1, "decoder")])
+def test_a_resting_network_keeps_its_weights_and_the_step_logs_it(tmp_path, equilibrium, margin,
+                                                                  rests):
+    # Fresh networks have cross entropies near 0.69: below 3 - 2 = 1 (D rests), or above
+    # 0.2 + 0.1 (the decoder rests).
+    model = small_vaegan(equilibrium=equilibrium, equilibrium_margin=margin)
+    trainer = double_precision_trainer(tmp_path, model)
+    x = images(4, seed=5)
+    before = {net: copy.deepcopy(getattr(model, net).state_dict()) for net in NETWORKS}
+    losses = {}
+    for phase in trainer.phases:
+        losses.update(trainer.run_phase(phase, x))
+    assert 0.3 < losses["real_cross_entropy"] < 1 and 0.3 < losses["fake_cross_entropy"] < 1
+    for net in NETWORKS:
+        changed = [k for k, v in getattr(model, net).state_dict().items()
+                   if k.endswith("weight") and not torch.equal(v, before[net][k])]
+        assert bool(changed) == (net != rests), net
+    assert losses[f"{rests}_updated"] == 0
+    other = ({"decoder", "discriminator"} - {rests}).pop()
+    assert losses[f"{other}_updated"] == 1
+    assert all(p.grad is None for p in getattr(model, rests).parameters())  # no backward either
+    if rests == "discriminator":
+        # The rule read the logits the discriminator phase computed: the same cross entropies.
+        torch.testing.assert_close(losses["discriminator_loss"], losses["real_cross_entropy"]
+                                   + 2 * losses["fake_cross_entropy"], rtol=1e-12, atol=0)
+
+
 def test_a_phase_out_of_order_is_refused():
     model = small_vaegan()
     with pytest.raises(RuntimeError, match="encoder phase"):

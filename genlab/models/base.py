@@ -58,6 +58,10 @@ class Phase:
     optimizer: str
     loss: LossFn
     minimise: str = "loss"
+    # Optional rule deciding, from the phase's losses (averaged over the processes), whether
+    # this step updates the phase's network at all (the VAE/GAN's equilibrium rule). A phase
+    # with a rule logs `train/<name>_updated` (1 or 0; its window mean is the updated share).
+    update_if: Callable[[dict[str, torch.Tensor]], bool] | None = None
 
 
 class GenerativeModel(nn.Module):

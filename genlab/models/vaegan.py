@@ -67,6 +67,13 @@ class VAEGANConfig:
         "nonsaturating -log D(G) or saturating log(1 - D(G))", choices=GENERATOR_LOSSES)
     optimizer: str = option("rmsprop", "optimiser of all three networks: rmsprop (the paper) "
                             "or adam", choices=OPTIMIZERS)
+    equilibrium_margin: float = option(
+        0.0, "the authors' equilibrium rule: skip the discriminator's update while its real or "
+        "fake cross entropy is below --equilibrium minus this margin, the decoder's while one "
+        "is above --equilibrium plus it (0: update both every step)", non_negative=True)
+    equilibrium: float = option(
+        0.68, "the cross entropy the equilibrium rule keeps the discriminator near (0.68 ~ "
+        "-log 0.5)", positive=True)
 
 
 def rmsprop(params, lr: float) -> torch.optim.RMSprop:
@@ -102,6 +109,7 @@ class VAEGAN(GenerativeModel):
         self.discriminator = larsen_discriminator(c)
         # What a step's later phases take from its earlier ones (all detached).
         self._step: dict[str, torch.Tensor] = {}
+        self._train_discriminator = True  # the equilibrium rule's choice for this step
 
     @classmethod
     def run_tags(cls, config: VAEGANConfig) -> list[str]:
@@ -117,6 +125,8 @@ class VAEGAN(GenerativeModel):
             tags.append(config.generator_loss)
         if config.optimizer != default.optimizer:
             tags.append(config.optimizer)
+        if config.equilibrium_margin:
+            tags.append(f"margin{config.equilibrium_margin:g}")
         return tags
 
     # --- the networks -------------------------------------------------------------------------
@@ -183,11 +193,16 @@ class VAEGAN(GenerativeModel):
         with frozen_batchnorm_stats(self.discriminator):
             llike = self.llike(x, x_tilde)
             logits = self.discriminator_logits(torch.cat([x, x_tilde, x_prior]))
-        _, tilde_logits, prior_logits = logits.chunk(3)  # (3B,) -> 3 x (B,)
+        real_logits, tilde_logits, prior_logits = logits.chunk(3)  # (3B,) -> 3 x (B,)
         kind = self.config.generator_loss
         gan = generator_loss(tilde_logits, kind).mean() + generator_loss(prior_logits, kind).mean()
         self._step = {"x_tilde": x_tilde.detach(), "x_prior": x_prior.detach()}
-        return {"decoder_loss": self.config.gamma * llike + gan, "generator_loss": gan}
+        # The discriminator's two cross entropies at the step's starting weights (the same
+        # logits its own phase computes next), which the equilibrium rule reads.
+        fake_logits = torch.cat([tilde_logits, prior_logits]).detach()
+        return {"decoder_loss": self.config.gamma * llike + gan, "generator_loss": gan,
+                "real_cross_entropy": discriminator_real_loss(real_logits.detach()).mean(),
+                "fake_cross_entropy": discriminator_fake_loss(fake_logits).mean()}
 
     def discriminator_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """-L_GAN: cross entropy with x as real, x~ and x_p as generated, for the discriminator."""
@@ -213,13 +228,38 @@ class VAEGAN(GenerativeModel):
         return {"encoder": make(self.encoder), "decoder": make(self.decoder),
                 "discriminator": make(self.discriminator)}
 
+    def equilibrium_updates(self, real_cross_entropy: float,
+                            fake_cross_entropy: float) -> tuple[bool, bool]:
+        """(update the decoder, update the discriminator) under the authors' equilibrium rule
+        (their model/aegan.py, margin 0.35 around 0.68): a discriminator whose cross entropy on
+        real or generated images is already low rests, and so does a decoder while either is
+        high (the discriminator is losing); if both would rest, both train."""
+        low = self.config.equilibrium - self.config.equilibrium_margin
+        high = self.config.equilibrium + self.config.equilibrium_margin
+        train_discriminator = not (real_cross_entropy < low or fake_cross_entropy < low)
+        train_decoder = not (real_cross_entropy > high or fake_cross_entropy > high)
+        if not (train_decoder or train_discriminator):
+            return True, True
+        return train_decoder, train_discriminator
+
+    def _decoder_update(self, losses: dict[str, torch.Tensor]) -> bool:
+        train_decoder, self._train_discriminator = self.equilibrium_updates(
+            float(losses["real_cross_entropy"]), float(losses["fake_cross_entropy"]))
+        return train_decoder
+
+    def _discriminator_update(self, losses: dict[str, torch.Tensor]) -> bool:
+        return self._train_discriminator  # decided with the decoder's, from the same logits
+
     def phases(self) -> list[Phase]:
+        balanced = self.config.equilibrium_margin > 0
         return [Phase("encoder", optimizer="encoder", loss=self.encoder_losses,
                       minimise="encoder_loss"),
                 Phase("decoder", optimizer="decoder", loss=self.decoder_losses,
-                      minimise="decoder_loss"),
+                      minimise="decoder_loss",
+                      update_if=self._decoder_update if balanced else None),
                 Phase("discriminator", optimizer="discriminator", loss=self.discriminator_losses,
-                      minimise="discriminator_loss")]
+                      minimise="discriminator_loss",
+                      update_if=self._discriminator_update if balanced else None)]
 
     # --- validation and grids -----------------------------------------------------------------
     def validation_losses(self, batch: torch.Tensor,

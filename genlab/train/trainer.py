@@ -226,8 +226,8 @@ class Trainer:
     def train_step(self) -> dict[str, torch.Tensor] | None:
         """One batch through every phase; the detached losses of all phases, or None when
         --nonfinite skip dropped the batch (from its first phase with a non-finite loss on)."""
-        if self.config.train.lr_half_life:
-            self._decay_learning_rate()
+        if self.config.train.lr_half_life or self.config.train.warmup_steps:
+            self._schedule_learning_rate()
         images = self.batches.next()  # the global batch; this process trains on its rows
         rank, size = self.processes.rank, self.local_batch_size
         batch = self._batch(images[rank * size:(rank + 1) * size])
@@ -253,10 +253,15 @@ class Trainer:
                 f"batches all had a non-finite loss or gradient; {self._kept()}; try a lower "
                 "--learning-rate")
 
-    def _decay_learning_rate(self) -> None:
-        """lr = initial lr * 0.5 ** (step / half life): a function of the step alone, so a resumed
-        run continues the schedule exactly."""
-        factor = 0.5 ** (self.step / self.config.train.lr_half_life)
+    def _schedule_learning_rate(self) -> None:
+        """lr = initial lr * min(1, (step + 1) / warm-up) * 0.5 ** (step / half life): a function
+        of the step alone, so a resumed run continues the schedule exactly. The warm-up tames
+        RMSprop's first steps, which are up to 10 lr (its mean square starts far from the
+        gradients' scale)."""
+        cfg = self.config.train
+        factor = 0.5 ** (self.step / cfg.lr_half_life) if cfg.lr_half_life else 1.0
+        if cfg.warmup_steps:
+            factor *= min(1.0, (self.step + 1) / cfg.warmup_steps)
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
@@ -273,6 +278,11 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             out = phase.loss(batch)
         loss = out[phase.minimise]
+        if phase.update_if is not None:
+            update = phase.update_if(self._agreed(out))
+            out = {**out, f"{phase.name}_updated": torch.tensor(float(update), device=self.device)}
+            if not update:  # no backward either: the rule kept this network as it is
+                return {name: value.detach() for name, value in out.items()}
         loss.backward()
         parameters = self._optimized[phase.optimizer]
         if self.processes.parallel:
@@ -282,6 +292,16 @@ class Trainer:
             return None
         optimizer.step()
         return {name: value.detach() for name, value in out.items()}
+
+    def _agreed(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A phase's detached losses as every process sees them: averaged over the processes,
+        so a rule that reads them decides the same everywhere."""
+        values = {name: value.detach().float() for name, value in out.items()}
+        if not self.processes.parallel:
+            return values
+        means = distributed.mean_over_processes(torch.stack(list(values.values())),
+                                                self.processes.world_size)
+        return dict(zip(values, means))
 
     def _finite(self, loss: torch.Tensor, parameters: list[torch.nn.Parameter]) -> bool:
         """Whether the loss and every (averaged) gradient are finite, on every process (a sync:
