@@ -351,10 +351,13 @@ def test_run_folder_names_and_the_labs_defaults():
         (64, 3e-4, 100.0)
     assert default.model_config == VAEGANConfig(latent_dim=2048, feature_layer="conv4", beta=1.0,
                                                 gamma=5.0, generator_loss="nonsaturating",
-                                                optimizer="rmsprop")
+                                                optimizer="rmsprop", equilibrium_margin=0.0,
+                                                equilibrium=0.68)
     assert default_run_dir(default).name == "vaegan-celeba-z2048-b64-e100"
     steps = config(num_training_steps=300)  # --steps replaces the default epochs
     assert steps.train.epochs is None and default_run_dir(steps).name == "vaegan-celeba-z2048-b64-s300"
     assert default_run_dir(config(feature_layer="pixel", gamma=10.0, generator_loss="saturating",
                                   optimizer="adam")).name == \
         "vaegan-celeba-z2048-lpixel-gamma10-saturating-adam-b64-e100"
+    assert default_run_dir(config(equilibrium_margin=0.35, equilibrium=0.7)).name == \
+        "vaegan-celeba-z2048-margin0.35-eq0.7-b64-e100"

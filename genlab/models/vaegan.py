@@ -127,6 +127,8 @@ class VAEGAN(GenerativeModel):
             tags.append(config.optimizer)
         if config.equilibrium_margin:
             tags.append(f"margin{config.equilibrium_margin:g}")
+        if config.equilibrium != default.equilibrium:
+            tags.append(f"eq{config.equilibrium:g}")
         return tags
 
     # --- the networks -------------------------------------------------------------------------
