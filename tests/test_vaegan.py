@@ -352,7 +352,7 @@ def test_run_folder_names_and_the_labs_defaults():
     assert default.model_config == VAEGANConfig(latent_dim=2048, feature_layer="conv4", beta=1.0,
                                                 gamma=5.0, generator_loss="nonsaturating",
                                                 optimizer="rmsprop", equilibrium_margin=0.0,
-                                                equilibrium=0.68)
+                                                equilibrium=0.68, discriminator_lr_scale=1.0)
     assert default_run_dir(default).name == "vaegan-celeba-z2048-b64-e100"
     steps = config(num_training_steps=300)  # --steps replaces the default epochs
     assert steps.train.epochs is None and default_run_dir(steps).name == "vaegan-celeba-z2048-b64-s300"
@@ -361,3 +361,13 @@ def test_run_folder_names_and_the_labs_defaults():
         "vaegan-celeba-z2048-lpixel-gamma10-saturating-adam-b64-e100"
     assert default_run_dir(config(equilibrium_margin=0.35, equilibrium=0.7)).name == \
         "vaegan-celeba-z2048-margin0.35-eq0.7-b64-e100"
+    assert default_run_dir(config(discriminator_lr_scale=0.1)).name == \
+        "vaegan-celeba-z2048-dlr0.1-b64-e100"
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_the_discriminator_learns_at_its_own_rate(optimizer):
+    model = small_vaegan(optimizer=optimizer, discriminator_lr_scale=0.1)
+    optimizers = model.optimizers(TrainConfig(learning_rate=3e-4))
+    rates = {name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()}
+    assert rates == {"encoder": [3e-4], "decoder": [3e-4], "discriminator": [pytest.approx(3e-5)]}

@@ -74,6 +74,9 @@ class VAEGANConfig:
     equilibrium: float = option(
         0.68, "the cross entropy the equilibrium rule keeps the discriminator near (0.68 ~ "
         "-log 0.5)", positive=True)
+    discriminator_lr_scale: float = option(
+        1.0, "the discriminator's learning rate as a multiple of --learning-rate (below 1: a "
+        "slower discriminator, whose features the encoder and decoder can follow)", positive=True)
 
 
 def rmsprop(params, lr: float) -> torch.optim.RMSprop:
@@ -129,6 +132,8 @@ class VAEGAN(GenerativeModel):
             tags.append(f"margin{config.equilibrium_margin:g}")
         if config.equilibrium != default.equilibrium:
             tags.append(f"eq{config.equilibrium:g}")
+        if config.discriminator_lr_scale != default.discriminator_lr_scale:
+            tags.append(f"dlr{config.discriminator_lr_scale:g}")
         return tags
 
     # --- the networks -------------------------------------------------------------------------
@@ -222,13 +227,14 @@ class VAEGAN(GenerativeModel):
                 "D(x_p)": torch.sigmoid(prior.detach()).mean()}
 
     def optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        def make(net: nn.Module) -> torch.optim.Optimizer:
+        def make(net: nn.Module, lr: float) -> torch.optim.Optimizer:
             if self.config.optimizer == "adam":
-                return torch.optim.Adam(net.parameters(), lr=train.learning_rate)
-            return rmsprop(net.parameters(), lr=train.learning_rate)
+                return torch.optim.Adam(net.parameters(), lr=lr)
+            return rmsprop(net.parameters(), lr=lr)
 
-        return {"encoder": make(self.encoder), "decoder": make(self.decoder),
-                "discriminator": make(self.discriminator)}
+        lr = train.learning_rate
+        return {"encoder": make(self.encoder, lr), "decoder": make(self.decoder, lr),
+                "discriminator": make(self.discriminator, lr * self.config.discriminator_lr_scale)}
 
     def equilibrium_updates(self, real_cross_entropy: float,
                             fake_cross_entropy: float) -> tuple[bool, bool]:
