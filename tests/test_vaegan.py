@@ -173,12 +173,13 @@ def algorithm1_gradients(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str,
             for net in NETWORKS}
 
 
-def double_precision_trainer(tmp_path, model: VAEGAN) -> Trainer:
+def double_precision_trainer(tmp_path, model: VAEGAN, **train) -> Trainer:
     from genlab.data.memory import ImageSet
 
     data = ImageSet(torch.zeros(8, 1, 64, 64, dtype=torch.uint8), None, "t", "train", "test")
     config = RunConfig(model="vaegan", model_config=model.config, data=DataConfig(),
-                       train=TrainConfig(**VAEGAN.train_defaults), image_shape=(1, 64, 64))
+                       train=TrainConfig(**{**VAEGAN.train_defaults, **train}),
+                       image_shape=(1, 64, 64))
     return Trainer(config, tmp_path, model, data, data, torch.device("cpu"))
 
 
@@ -257,6 +258,26 @@ def test_a_resting_network_keeps_its_weights_and_the_step_logs_it(tmp_path, equi
         # The rule read the logits the discriminator phase computed: the same cross entropies.
         torch.testing.assert_close(losses["discriminator_loss"], losses["real_cross_entropy"]
                                    + 2 * losses["fake_cross_entropy"], rtol=1e-12, atol=0)
+
+
+def test_kl_warmup_ramps_the_prior_weight_with_the_trainers_step(tmp_path):
+    model = small_vaegan(beta=2.0, beta_warmup_steps=4)
+    x = images(2, seed=7)
+    for step, weight in enumerate([0.5, 1.0, 1.5, 2.0, 2.0]):
+        model.training_step = step
+        losses = model.encoder_losses(x)
+        assert losses["prior_weight"] == weight
+        torch.testing.assert_close(losses["encoder_loss"],
+                                   weight * losses["prior"] + losses["llike"])
+    # The trainer tells the model its step, a resumed one too: here from step 2 on.
+    model = small_vaegan(dtype=torch.float32, beta=2.0, beta_warmup_steps=4)
+    trainer = double_precision_trainer(tmp_path, model, batch_size=2)  # a float32 batch here
+    trainer.step = 2
+    assert float(trainer.train_step()["prior_weight"]) == 1.5
+    assert model.training_step == 2 and trainer.step == 3
+    # Without a warm-up the weight is beta from the first step and is not logged.
+    plain = small_vaegan(beta=2.0)
+    assert plain.prior_weight() == 2.0 and "prior_weight" not in plain.encoder_losses(x)
 
 
 def test_a_phase_out_of_order_is_refused():
@@ -352,7 +373,8 @@ def test_run_folder_names_and_the_labs_defaults():
     assert default.model_config == VAEGANConfig(latent_dim=2048, feature_layer="conv4", beta=1.0,
                                                 gamma=5.0, generator_loss="nonsaturating",
                                                 optimizer="rmsprop", equilibrium_margin=0.0,
-                                                equilibrium=0.68, discriminator_lr_scale=1.0)
+                                                equilibrium=0.68, discriminator_lr_scale=1.0,
+                                                beta_warmup_steps=0)
     assert default_run_dir(default).name == "vaegan-celeba-z2048-b64-e100"
     steps = config(num_training_steps=300)  # --steps replaces the default epochs
     assert steps.train.epochs is None and default_run_dir(steps).name == "vaegan-celeba-z2048-b64-s300"
@@ -361,8 +383,8 @@ def test_run_folder_names_and_the_labs_defaults():
         "vaegan-celeba-z2048-lpixel-gamma10-saturating-adam-b64-e100"
     assert default_run_dir(config(equilibrium_margin=0.35, equilibrium=0.7)).name == \
         "vaegan-celeba-z2048-margin0.35-eq0.7-b64-e100"
-    assert default_run_dir(config(discriminator_lr_scale=0.1)).name == \
-        "vaegan-celeba-z2048-dlr0.1-b64-e100"
+    assert default_run_dir(config(discriminator_lr_scale=0.1, beta_warmup_steps=50)).name == \
+        "vaegan-celeba-z2048-betawarmup50-dlr0.1-b64-e100"
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])

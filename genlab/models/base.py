@@ -77,6 +77,9 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.config = config
         self.image_shape = tuple(image_shape)
+        # The step being trained, which the trainer sets before each step: for losses whose
+        # weights follow a schedule (the VAE/GAN's KL warm-up). Not state: a resumed run sets it.
+        self.training_step = 0
 
     # --- training -----------------------------------------------------------------------------
     def optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:

@@ -60,6 +60,10 @@ class VAEGANConfig:
         "pixel: the images themselves, a VAE plus a GAN)", choices=FEATURE_LAYERS)
     beta: float = option(1.0, "weight of the KL prior term in the encoder's loss (beta-VAE)",
                          positive=True)
+    beta_warmup_steps: int = option(
+        0, "KL warm-up: the prior term's weight rises linearly from 0 to --beta over this many "
+        "steps, so the encoder can carry information before the decoder uses it (0: --beta "
+        "from the first step)", non_negative=True)
     gamma: float = option(5.0, "weight of the feature-wise reconstruction term against the "
                           "GAN term in the decoder's loss", positive=True)
     generator_loss: str = option(
@@ -122,6 +126,8 @@ class VAEGAN(GenerativeModel):
             tags.append(f"l{config.feature_layer}")
         if config.beta != default.beta:
             tags.append(f"beta{config.beta:g}")
+        if config.beta_warmup_steps:
+            tags.append(f"betawarmup{config.beta_warmup_steps}")
         if config.gamma != default.gamma:
             tags.append(f"gamma{config.gamma:g}")
         if config.generator_loss != default.generator_loss:
@@ -187,7 +193,18 @@ class VAEGAN(GenerativeModel):
             llike = self.llike(x, self.decode(z))
         prior = gaussian_kl(mu, log_sigma).mean()
         self._step = {"z": z.detach(), "z_prior": z_prior}
-        return {"encoder_loss": self.config.beta * prior + llike, "prior": prior, "llike": llike}
+        losses = {"encoder_loss": self.prior_weight() * prior + llike, "prior": prior,
+                  "llike": llike}
+        if self.config.beta_warmup_steps:
+            losses["prior_weight"] = torch.tensor(self.prior_weight(), device=prior.device)
+        return losses
+
+    def prior_weight(self) -> float:
+        """beta, or during --beta-warmup-steps N its linear ramp beta * (step + 1) / N."""
+        warmup = self.config.beta_warmup_steps
+        if not warmup:
+            return self.config.beta
+        return self.config.beta * min(1.0, (self.training_step + 1) / warmup)
 
     def decoder_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """gamma * L_llike + the generator loss on x~ and x_p, for the decoder."""

@@ -228,6 +228,7 @@ class Trainer:
         --nonfinite skip dropped the batch (from its first phase with a non-finite loss on)."""
         if self.config.train.lr_half_life or self.config.train.warmup_steps:
             self._schedule_learning_rate()
+        self.model.training_step = self.step
         images = self.batches.next()  # the global batch; this process trains on its rows
         rank, size = self.processes.rank, self.local_batch_size
         batch = self._batch(images[rank * size:(rank + 1) * size])
