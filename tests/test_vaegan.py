@@ -17,6 +17,7 @@ from conftest import layer_output_shapes, run_cli
 from genlab.config import DataConfig, RunConfig, TrainConfig
 from genlab.errors import GenlabError
 from genlab.losses import gaussian_kl
+from genlab.models.base import frozen_batchnorm_stats
 from genlab.models.vaegan import VAEGAN, VAEGANConfig
 from genlab.train.checkpoint import latest_checkpoint, list_checkpoints
 from genlab.train.trainer import Trainer
@@ -156,7 +157,8 @@ def algorithm1_gradients(model: VAEGAN, x: torch.Tensor, seed: int) -> dict[str,
     mu, log_sigma = model.encode(x)
     z = mu + torch.exp(log_sigma) * torch.randn_like(mu)
     z_prior = model.sample_latents(len(x)).to(mu.dtype)
-    x_tilde, x_prior = model.decode(z), model.decode(z_prior)
+    # Posterior and prior latents decoded as one batch (the decoder's BatchNorm sees both).
+    x_tilde, x_prior = model.decode(torch.cat([z, z_prior])).chunk(2)
     llike = model.llike(x, x_tilde)
     d = torch.sigmoid(model.discriminator_logits(torch.cat([x, x_tilde, x_prior])))
     d_real, d_tilde, d_prior = d.chunk(3)
@@ -217,6 +219,21 @@ def test_each_phase_gives_exactly_algorithm1s_gradient_to_its_network_and_touche
                 assert not changed, f"the {phase.name} phase changed {net}: {sorted(changed)[:3]}"
                 if net not in [p.name for p in trainer.phases[:trainer.phases.index(phase)]]:
                     assert all(p.grad is None for p in getattr(model, net).parameters()), net
+
+
+def test_a_shrunken_posterior_is_not_rescaled_by_the_decoders_batchnorm():
+    # Decoded alone in training mode, z and z / 2 give the same images (BatchNorm after the
+    # FC layer undoes the scale), so shrinking z would lower the KL term for free; decoded beside
+    # prior draws, as the VAE/GAN's phases do, the shrunken batch decodes differently.
+    model = small_vaegan()
+    model.train()
+    z = torch.randn(16, 8, dtype=torch.float64)
+    z_prior = torch.randn(16, 8, dtype=torch.float64)
+    with frozen_batchnorm_stats(model.decoder), torch.no_grad():
+        alone = (model.decode(z) - model.decode(z / 2)).abs().max()
+        together = (model.decode_with_prior(z, z_prior)[0]
+                    - model.decode_with_prior(z / 2, z_prior)[0]).abs().max()
+    assert alone < 1e-3 and together > 0.05, (alone, together)
 
 
 @pytest.mark.parametrize("real, fake, decoder, discriminator", [

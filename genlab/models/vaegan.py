@@ -151,6 +151,20 @@ class VAEGAN(GenerativeModel):
         """Dec(z): latents (B, latent) -> images (B, C, 64, 64) in [-1, 1]."""
         return self.decoder(z)
 
+    def decode_with_prior(self, z: torch.Tensor,
+                          z_prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dec(z) and Dec(z_p) decoded as one batch, (2B, latent) -> 2 x (B, C, 64, 64).
+
+        Why one batch: the decoder's first BatchNorm (after its FC layer) normalises with the
+        batch's statistics in training. Decoding posterior latents alone, it rescales them to
+        unit variance whatever their spread (tested), so the encoder could shrink z towards 0 to
+        lower the KL term at no cost in training-mode reconstruction, while eval mode, which
+        normalises with running statistics, would not undo it. Beside prior draws the
+        posterior's spread is measured against N(0, I)'s. The authors decode [z, z_p] as one
+        batch for their GAN terms too."""
+        decoded = self.decode(torch.cat([z, z_prior]))
+        return decoded[:len(z)], decoded[len(z):]  # (2B, C, H, W) -> 2 x (B, C, H, W)
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Dec(mu(x)): the deterministic reconstruction shown in grids."""
         return self.decode(self.encode(x)[0])
@@ -187,10 +201,10 @@ class VAEGAN(GenerativeModel):
                                                dtype=mu.dtype), len(mu))
         z = mu + torch.exp(log_sigma) * eps  # reparameterisation: gradients reach mu, sigma
         z_prior = per_sample(lambda n: self.sample_latents(n, device=x.device), len(x)).to(mu.dtype)
-        # The decoder phase decodes the same z with the same weights: its pass counts the batch
-        # in the decoder's running statistics, this one must not (nor the discriminator's).
+        # The decoder phase decodes the same latents with the same weights: its pass counts the
+        # batch in the decoder's running statistics, this one must not (nor the discriminator's).
         with frozen_batchnorm_stats(self.decoder), frozen_batchnorm_stats(self.discriminator):
-            llike = self.llike(x, self.decode(z))
+            llike = self.llike(x, self.decode_with_prior(z, z_prior)[0])
         prior = gaussian_kl(mu, log_sigma).mean()
         self._step = {"z": z.detach(), "z_prior": z_prior}
         losses = {"encoder_loss": self.prior_weight() * prior + llike, "prior": prior,
@@ -212,8 +226,7 @@ class VAEGAN(GenerativeModel):
             raise RuntimeError("the VAE/GAN's decoder phase needs its step's encoder phase, "
                                "which runs first")
         z, z_prior = self._step.pop("z"), self._step.pop("z_prior")
-        x_tilde = self.decode(z)        # z detached: no decoder loss reaches the encoder
-        x_prior = self.decode(z_prior)
+        x_tilde, x_prior = self.decode_with_prior(z, z_prior)  # z detached: nothing reaches the encoder
         with frozen_batchnorm_stats(self.discriminator):
             llike = self.llike(x, x_tilde)
             logits = self.discriminator_logits(torch.cat([x, x_tilde, x_prior]))
