@@ -407,8 +407,17 @@ def test_run_folder_names_and_the_labs_defaults():
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
-def test_the_discriminator_learns_at_its_own_rate(optimizer):
+def test_the_discriminator_learns_at_its_own_rate(tmp_path, optimizer):
     model = small_vaegan(optimizer=optimizer, discriminator_lr_scale=0.1)
-    optimizers = model.optimizers(TrainConfig(learning_rate=3e-4))
-    rates = {name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()}
-    assert rates == {"encoder": [3e-4], "decoder": [3e-4], "discriminator": [pytest.approx(3e-5)]}
+    trainer = double_precision_trainer(tmp_path, model, learning_rate=3e-4, warmup_steps=4)
+
+    def rates():
+        return {name: [group["lr"] for group in opt.param_groups]
+                for name, opt in trainer.optimizers.items()}
+
+    assert rates() == {"encoder": [3e-4], "decoder": [3e-4], "discriminator": [pytest.approx(3e-5)]}
+    # The trainer's schedule (here the warm-up's second step, factor 1/2) keeps the ratio.
+    trainer.step = 1
+    trainer._schedule_learning_rate()
+    assert rates() == {"encoder": [pytest.approx(1.5e-4)], "decoder": [pytest.approx(1.5e-4)],
+                       "discriminator": [pytest.approx(1.5e-5)]}

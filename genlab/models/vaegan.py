@@ -24,7 +24,9 @@ never trains the discriminator).
 The discriminator sees [x, x~] as one batch for the similarity and [x, x~, x_p] as one batch for
 the GAN terms, as in the authors' code, so BatchNorm normalises real and generated images alike.
 Its running statistics are updated once a step, in its own phase; the passes of the other phases
-run with them frozen (the same batch must not be counted twice).
+run with them frozen (the same batch must not be counted twice). Likewise the decoder decodes
+[z, z_p] as one batch in both phases that decode (see `decode_with_prior` for why), its running
+statistics counted in the decoder phase.
 """
 
 from __future__ import annotations
@@ -207,10 +209,10 @@ class VAEGAN(GenerativeModel):
             llike = self.llike(x, self.decode_with_prior(z, z_prior)[0])
         prior = gaussian_kl(mu, log_sigma).mean()
         self._step = {"z": z.detach(), "z_prior": z_prior}
-        losses = {"encoder_loss": self.prior_weight() * prior + llike, "prior": prior,
-                  "llike": llike}
+        weight = self.prior_weight()
+        losses = {"encoder_loss": weight * prior + llike, "prior": prior, "llike": llike}
         if self.config.beta_warmup_steps:
-            losses["prior_weight"] = torch.tensor(self.prior_weight(), device=prior.device)
+            losses["prior_weight"] = torch.tensor(weight, device=prior.device)
         return losses
 
     def prior_weight(self) -> float:
