@@ -48,14 +48,23 @@ _positive_int = _int_at_least(1, "a positive integer")
 _non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
+def _float_at_least(bound: float | None, strict: bool, wording: str):
+    """A float flag's parser: finite, and above (strict) or at least `bound` unless it is None."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wording}, got {text!r}") from None
+        below = bound is not None and (value <= bound if strict else value < bound)
+        if not math.isfinite(value) or below:
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {text}")
+        return value
+    return parse
+
+
+_positive_float = _float_at_least(0.0, True, "a positive finite number")
+_non_negative_float = _float_at_least(0.0, False, "a finite number >= 0")
+_finite_float = _float_at_least(None, False, "a finite number")
 
 
 def _int(text: str) -> int:
@@ -89,7 +98,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict
                 kwargs["type"] = (_positive_int if meta.get("positive") else
                                   _non_negative_int if meta.get("non_negative") else _int)
             elif kind in (float, float | None):
-                kwargs["type"] = _positive_float
+                kwargs["type"] = (_positive_float if meta.get("positive") else
+                                  _non_negative_float if meta.get("non_negative") else
+                                  _finite_float)
             kwargs["metavar"] = field.name.split("_")[-1].upper()
             options = choices.get(field.name) or meta.get("choices")
             if options:

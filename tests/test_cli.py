@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import REPO, SHARED_MNIST, needs_shared_mnist, run_cli
 from genlab.train.checkpoint import latest_checkpoint, list_checkpoints
+from genlab.cli import build_parser
 
 TINY = ["--dataset", "digits", "--latent-dim", "10", "--logging-steps", "5", "--fid-samples", "0"]
 
@@ -111,6 +112,21 @@ def test_bad_flags_stop_with_one_sentence_and_write_nothing(tmp_path, flags, fra
                      cwd=tmp_path)
     assert_one_sentence_error(result, *fragments)
     assert not run.exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--equilibrium-margin", "-0.1"], ["--equilibrium-margin", "must be a finite number >= 0"]),
+    (["--max-log-sigma", "inf"], ["--max-log-sigma", "must be a finite number, got inf"]),
+    (["--gamma", "0"], ["--gamma", "must be a positive finite number, got 0"]),
+])
+def test_float_flags_keep_their_own_bounds(tmp_path, flags, fragments):
+    run = tmp_path / "run"
+    assert_one_sentence_error(run_cli("train", "vaegan", *flags, "--run-dir", run), *fragments)
+    assert not run.exists()
+    # Inside their bounds, zero and negative values parse where the flag allows them.
+    args = build_parser().parse_args(["train", "vaegan", "--equilibrium-margin", "0",
+                                      "--max-log-sigma", "-1.5"])
+    assert (args.equilibrium_margin, args.max_log_sigma) == (0.0, -1.5)
 
 
 def test_run_folder_of_another_model_or_settings_is_refused(tmp_path):

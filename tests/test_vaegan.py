@@ -299,6 +299,26 @@ def test_kl_warmup_ramps_the_prior_weight_with_the_trainers_step(tmp_path):
     assert plain.prior_weight() == 2.0 and "prior_weight" not in plain.encoder_losses(x)
 
 
+def test_max_log_sigma_bounds_the_posterior_and_keeps_its_gradient():
+    # An outlier image whose log-sigma head runs away (here: its bias at +6, sigma ~ 400) would
+    # put latents in the hundreds into the decoder; with --max-log-sigma 0 the forward pass sees
+    # sigma <= 1, and the head still gets its gradient (not a dead clamp).
+    x = images(4, seed=3)
+    bounded, loose = small_vaegan(max_log_sigma=0.0), small_vaegan()
+    for model in (bounded, loose):
+        with torch.no_grad():
+            model.encoder.log_sigma[-1].bias.fill_(6.0)
+    raw = loose.encode(x)[1]
+    assert raw.min() > 3  # the unbounded posterior is far wider than the prior
+    mu, log_sigma = bounded.encode(x)
+    assert log_sigma.max() == 0.0
+    torch.testing.assert_close(gaussian_kl(mu, log_sigma), 0.5 * mu.square().sum(1))
+    loss = bounded.encoder_losses(x)["encoder_loss"]
+    loss.backward()
+    assert bounded.encoder.log_sigma[-1].bias.grad.abs().sum() > 0
+    assert loose.encoder_losses(x)["prior"] > 100 * bounded.encoder_losses(x)["prior"]
+
+
 def test_a_phase_out_of_order_is_refused():
     model = small_vaegan()
     with pytest.raises(RuntimeError, match="encoder phase"):
@@ -393,7 +413,7 @@ def test_run_folder_names_and_the_labs_defaults():
                                                 gamma=5.0, generator_loss="nonsaturating",
                                                 optimizer="rmsprop", equilibrium_margin=0.0,
                                                 equilibrium=0.68, discriminator_lr_scale=1.0,
-                                                beta_warmup_steps=0)
+                                                beta_warmup_steps=0, max_log_sigma=20.0)
     assert default_run_dir(default).name == "vaegan-celeba-z2048-b64-e100"
     steps = config(num_training_steps=300)  # --steps replaces the default epochs
     assert steps.train.epochs is None and default_run_dir(steps).name == "vaegan-celeba-z2048-b64-s300"
@@ -404,6 +424,7 @@ def test_run_folder_names_and_the_labs_defaults():
         "vaegan-celeba-z2048-margin0.35-eq0.7-b64-e100"
     assert default_run_dir(config(discriminator_lr_scale=0.1, beta_warmup_steps=50)).name == \
         "vaegan-celeba-z2048-betawarmup50-dlr0.1-b64-e100"
+    assert default_run_dir(config(max_log_sigma=0.0)).name == "vaegan-celeba-z2048-maxls0-b64-e100"
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])

@@ -35,11 +35,12 @@ from genlab.models.noise import per_sample
 LOG_SIGMA_MAX = 20.0
 
 
-def gaussian_posterior(encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_posterior(encoded: torch.Tensor, log_sigma_max: float = LOG_SIGMA_MAX
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """An encoder's output (B, 2 * latent) -> mu, log sigma, each (B, latent); log sigma clamped
-    in the forward pass only (see LOG_SIGMA_MAX)."""
+    to log_sigma_max in the forward pass only (see LOG_SIGMA_MAX)."""
     mu, log_sigma = encoded.chunk(2, dim=1)
-    return mu, clamp_with_gradient(log_sigma, LOG_SIGMA_MAX)
+    return mu, clamp_with_gradient(log_sigma, log_sigma_max)
 
 
 def conv_arch(latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:

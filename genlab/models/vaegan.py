@@ -43,7 +43,7 @@ from genlab.losses import (GENERATOR_LOSSES, discriminator_fake_loss, discrimina
 from genlab.models.base import GenerativeModel, Phase, frozen_batchnorm_stats
 from genlab.models.larsen import IMAGE_SIZE, LarsenEncoder, larsen_decoder, larsen_discriminator
 from genlab.models.noise import per_sample
-from genlab.models.vae import gaussian_posterior
+from genlab.models.vae import LOG_SIGMA_MAX, gaussian_posterior
 
 # Dis_l: a convolution's output before its BatchNorm and ReLU. conv4 is the paper's choice (the
 # authors' celeba_aegan.py: recon_depth=9, the 4th convolution of their discriminator). "pixel"
@@ -80,6 +80,11 @@ class VAEGANConfig:
     equilibrium: float = option(
         0.68, "the cross entropy the equilibrium rule keeps the discriminator near (0.68 ~ "
         "-log 0.5)", positive=True)
+    max_log_sigma: float = option(
+        LOG_SIGMA_MAX, "upper bound on the posterior's log sigma in the forward pass (the "
+        "gradient passes through it); 0 keeps q(z|x) no wider than the prior N(0, I), which "
+        "stops the few huge latents a BatchNorm'd encoder head gives outlier images in the "
+        "first steps")
     discriminator_lr_scale: float = option(
         1.0, "the discriminator's learning rate as a multiple of --learning-rate (below 1: a "
         "slower discriminator, whose features the encoder and decoder can follow)", positive=True)
@@ -140,6 +145,8 @@ class VAEGAN(GenerativeModel):
             tags.append(f"margin{config.equilibrium_margin:g}")
         if config.equilibrium != default.equilibrium:
             tags.append(f"eq{config.equilibrium:g}")
+        if config.max_log_sigma != default.max_log_sigma:
+            tags.append(f"maxls{config.max_log_sigma:g}")
         if config.discriminator_lr_scale != default.discriminator_lr_scale:
             tags.append(f"dlr{config.discriminator_lr_scale:g}")
         return tags
@@ -147,7 +154,7 @@ class VAEGAN(GenerativeModel):
     # --- the networks -------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, C, 64, 64) in [-1, 1] -> mu, log sigma, each (B, latent)."""
-        return gaussian_posterior(self.encoder(x))
+        return gaussian_posterior(self.encoder(x), self.config.max_log_sigma)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Dec(z): latents (B, latent) -> images (B, C, 64, 64) in [-1, 1]."""
