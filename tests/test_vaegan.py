@@ -317,6 +317,8 @@ def test_max_log_sigma_bounds_the_posterior_and_keeps_its_gradient():
     loss.backward()
     assert bounded.encoder.log_sigma[-1].bias.grad.abs().sum() > 0
     assert loose.encoder_losses(x)["prior"] > 100 * bounded.encoder_losses(x)["prior"]
+    with pytest.raises(GenlabError, match="--max-log-sigma 50 is above 20"):
+        small_vaegan(max_log_sigma=50.0)
 
 
 def test_a_phase_out_of_order_is_refused():

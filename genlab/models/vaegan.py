@@ -118,6 +118,10 @@ class VAEGAN(GenerativeModel):
         if (h, w) != (IMAGE_SIZE, IMAGE_SIZE):
             raise GenlabError(f"the VAE/GAN's networks make 64x64 images, but the data is "
                               f"{h}x{w}; use --image-size 64")
+        if config.max_log_sigma > LOG_SIGMA_MAX:
+            raise GenlabError(f"--max-log-sigma {config.max_log_sigma:g} is above "
+                              f"{LOG_SIGMA_MAX:g}, where the KL term's exp(2 log sigma) nears "
+                              f"float32's limit; use at most {LOG_SIGMA_MAX:g}")
         self.encoder = LarsenEncoder(config.latent_dim, c)
         self.decoder = larsen_decoder(config.latent_dim, c, last=nn.Tanh())
         self.discriminator = larsen_discriminator(c)
