@@ -14,8 +14,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO, SHARED_MNIST, needs_shared_mnist, run_cli
-from genlab.train.checkpoint import latest_checkpoint, list_checkpoints
 from genlab.cli import build_parser
+from genlab.train.checkpoint import latest_checkpoint, list_checkpoints
 
 TINY = ["--dataset", "digits", "--latent-dim", "10", "--logging-steps", "5", "--fid-samples", "0"]
 
@@ -123,7 +123,9 @@ def test_float_flags_keep_their_own_bounds(tmp_path, flags, fragments):
     run = tmp_path / "run"
     assert_one_sentence_error(run_cli("train", "vaegan", *flags, "--run-dir", run), *fragments)
     assert not run.exists()
-    # Inside their bounds, zero and negative values parse where the flag allows them.
+
+
+def test_float_flags_take_zero_and_negative_values_where_their_bounds_allow():
     args = build_parser().parse_args(["train", "vaegan", "--equilibrium-margin", "0",
                                       "--max-log-sigma", "-1.5"])
     assert (args.equilibrium_margin, args.max_log_sigma) == (0.0, -1.5)
