@@ -13,6 +13,12 @@ dcgan64` runs on the same data), on the first --images validation images:
   Laplacian's band relative to the real images' energy there: a blurred reconstruction, which
   has no detail, scores about 1; grain that is not in the input scores above 1; only edges in the
   right places bring it below 1;
+* edge contrast: on each real image's strongest edges (the 10% of pixels with the largest
+  gradient), the reconstruction's gradient projected on the real one, sum(grad r . grad x) /
+  sum(|grad x|^2): 1 for edges as steep as the data's and in the same places, less for blur
+  (0.45 for a 5x5 box blur of Fashion-MNIST at 64x64, 0.08 for the mean image); grain, whose
+  gradients point every way, barely moves it (0.99 for +0.05 noise), so it answers "sharper?"
+  where detail error cannot;
 
 and writes one PNG: a row of real images, then each model's reconstructions, then each model's
 samples from the same fixed prior draws (the first rows of `genlab sample`'s grid).
@@ -52,6 +58,27 @@ def detail_error(reconstructions: torch.Tensor, real: torch.Tensor) -> float:
             / real_detail.square().sum()).item()
 
 
+def image_gradient(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, 2, H-1, W-1): forward differences along x and along y."""
+    dx = images[..., :-1, 1:] - images[..., :-1, :-1]
+    dy = images[..., 1:, :-1] - images[..., :-1, :-1]
+    return torch.stack([dx, dy], dim=2)
+
+
+def edge_contrast(reconstructions: torch.Tensor, real: torch.Tensor,
+                  edge_fraction: float = 0.1) -> float:
+    """How steep the reconstructions' edges are where the real images have their strongest
+    edges, along the real gradient: 1 = as the data, < 1 blurred; unbiased by grain."""
+    real_grad = image_gradient(real)
+    recon_grad = image_gradient(reconstructions)
+    strength = real_grad.square().sum(dim=2).flatten(1)  # (N, C*(H-1)*(W-1)): |grad x|^2
+    k = max(1, int(edge_fraction * strength.shape[1]))
+    threshold = strength.topk(k, dim=1).values[:, -1:]  # (N, 1): each image's k-th largest
+    edges = strength >= threshold
+    projected = (recon_grad * real_grad).sum(dim=2).flatten(1)  # (N, ...): grad r . grad x
+    return (projected[edges].sum() / strength[edges].sum()).item()
+
+
 def laplacian_variance(images: torch.Tensor) -> float:
     """Mean over images and channels of the variance of the Laplacian, images in [0, 1]."""
     return laplacian(images).flatten(2).var(dim=2).mean().item()
@@ -70,6 +97,7 @@ def measure(run: Path, real_uint8: torch.Tensor, samples: int, step: int | None)
         out["pixel_mse"] = (recon - real).square().mean().item()
         out["recon_sharpness"] = laplacian_variance(recon) / real_sharpness
         out["detail_error"] = detail_error(recon, real)
+        out["edge_contrast"] = edge_contrast(recon, real)
     latents = model.sample_latents(samples, torch.Generator().manual_seed(1))
     generated = torch.cat([to_unit_range(model.decode(z), model.data_range)
                            for z in latents.split(64)])
@@ -94,13 +122,14 @@ def main() -> None:
     results = [measure(run, real_uint8, samples=256, step=args.step) for run in args.runs]
 
     print(f"{'run':<40} {'model':<7} {'step':>6} {'pixel MSE':>10} {'recon sharp':>12} "
-          f"{'detail error':>13} {'sample sharp':>13}")
+          f"{'detail error':>13} {'edge contrast':>14} {'sample sharp':>13}")
     for r in results:
         mse = f"{r['pixel_mse']:.4f}" if "pixel_mse" in r else "-"
         sharp = f"{r['recon_sharpness']:.3f}" if "recon_sharpness" in r else "-"
         detail = f"{r['detail_error']:.3f}" if "detail_error" in r else "-"
+        edges = f"{r['edge_contrast']:.3f}" if "edge_contrast" in r else "-"
         print(f"{r['run']:<40} {r['model']:<7} {r['step']:>6} {mse:>10} {sharp:>12} "
-              f"{detail:>13} {r['sample_sharpness']:>13.3f}")
+              f"{detail:>13} {edges:>14} {r['sample_sharpness']:>13.3f}")
     k = args.columns
     rows = [real_uint8[:k].float() / 255] + [r["recon"][:k] for r in results if "recon" in r]
     rows += [r["samples"][:k] for r in results]

@@ -1,0 +1,61 @@
+"""The sharpness measures of experiments/vaegan_comparison.py, on images the test draws: each
+must tell blur, grain and a faithful copy apart the way README's VAE/GAN results read them."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "vaegan_comparison.py"
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    spec = importlib.util.spec_from_file_location("vaegan_comparison", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def rectangles() -> torch.Tensor:
+    """(32, 1, 64, 64) in [0, 1]: dark images with a few flat bright rectangles (sharp edges)."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.zeros(32, 1, 64, 64)
+    for image in images:
+        for _ in range(3):
+            top, left = torch.randint(0, 48, (2,), generator=g).tolist()
+            height, width = torch.randint(8, 16, (2,), generator=g).tolist()
+            image[:, top:top + height, left:left + width] = torch.rand(1, generator=g) * 0.7 + 0.3
+    return images
+
+
+def box_blur(images: torch.Tensor, size: int = 5) -> torch.Tensor:
+    padded = F.pad(images, (size // 2,) * 4, mode="replicate")
+    return F.avg_pool2d(padded, size, stride=1)
+
+
+def test_a_faithful_copy_scores_edge_contrast_one_and_no_detail_error(comparison, rectangles):
+    assert comparison.edge_contrast(rectangles, rectangles) == pytest.approx(1.0)
+    assert comparison.detail_error(rectangles, rectangles) == pytest.approx(0.0)
+
+
+def test_blur_lowers_edge_contrast_and_scores_detail_error_near_one(comparison, rectangles):
+    blurred = box_blur(rectangles)
+    assert comparison.edge_contrast(blurred, rectangles) < 0.6
+    assert 0.5 < comparison.detail_error(blurred, rectangles) < 1.1
+    # more blur, flatter edges
+    assert (comparison.edge_contrast(box_blur(rectangles, 9), rectangles)
+            < comparison.edge_contrast(blurred, rectangles))
+
+
+def test_grain_raises_detail_error_but_not_edge_contrast(comparison, rectangles):
+    g = torch.Generator().manual_seed(1)
+    grainy = rectangles + 0.05 * torch.randn(rectangles.shape, generator=g)
+    assert comparison.edge_contrast(grainy, rectangles) == pytest.approx(1.0, abs=0.05)
+    assert comparison.detail_error(grainy, rectangles) > 1.5
+    # and grain on a blurred copy does not pass for sharpness
+    blurred_grainy = box_blur(rectangles) + 0.05 * torch.randn(rectangles.shape, generator=g)
+    assert comparison.edge_contrast(blurred_grainy, rectangles) < 0.6
