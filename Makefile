@@ -34,8 +34,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# Issue 7's long tests, outside the 10-minute suite; CI runs them too: 20 SIGKILLs at random
-# moments then exact resume, the bad-input property tests, torch.compile. -s shows the counts.
+# The long tests, outside the 10-minute suite; CI runs them too: 20 SIGKILLs at random
+# moments then exact resume, the bad-input property tests, torch.compile, the 2-to-1-process
+# resume. -s shows the counts.
 test-extended: install
 	$(BIN)/python -m pytest -m extended -s
 

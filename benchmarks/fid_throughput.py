@@ -40,6 +40,8 @@ from genlab.data import load_split
 from genlab.errors import GenlabError
 from genlab.metrics.inception import InceptionFeatures, check_precision, find_weights, preprocess
 
+from roofline import count_flops, fraction, measure_peak, print_peak
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -91,6 +93,9 @@ def main() -> None:
         print(f"(bf16 skipped: {exc})")
     for side in sides.values():
         side(images[:32])  # warm-up, untimed
+    with torch.inference_mode():
+        flops_per_image = count_flops(lambda: sides["genlab fp32"](images[:8])) / 8
+    peak = measure_peak(device)  # same process, right before the timing
 
     best: dict[str, float] = {}
     features: dict[str, torch.Tensor] = {}
@@ -101,12 +106,17 @@ def main() -> None:
 
     print(f"{len(images)} images of {source}, device {device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, best of {args.repeats}")
+    print_peak(peak)
+    print(f"Inception forward per image: {flops_per_image / 1e9:.2f} GFLOP (at 299 x 299)")
     reference = features["naive fp32 NCHW b32"]
     baseline = len(images) / best["naive fp32 NCHW b32"]
     for name in sides:
         rate = len(images) / best[name]
         diff = float((features[name] - reference).abs().max() / reference.abs().max())
+        achieved = rate * flops_per_image / 1e9
+        precision = "bf16" if name.endswith("bf16") else "fp32"
         print(f"  {name:<20} {rate:7.1f} images/s   ratio {rate / baseline:4.2f}x   "
+              f"{achieved:5.0f} GFLOP/s, {fraction(achieved, peak, precision)} peak   "
               f"max feature difference {diff:.1e} (relative to the largest feature)")
 
 

@@ -11,8 +11,9 @@ optimisers, batch size and number of steps, on the same batches, in one process:
   TF32 on a GPU that has bf16, fp32 on the CPU (``--precision`` here overrides it); with
   ``--compile``, each network's forward through torch.compile (warm-up steps absorb compiling).
 * baseline -- the same model in its default NCHW layout, fp32 with TF32 off, run by a plain loop
-  over the model's phases (each phase: only its network takes gradients, zero_grad, loss,
-  backward, step), on batches gathered from the same uint8 tensor on the same device.
+  over the model's phases (each phase: only its networks take gradients, one forward pass, each
+  update's backward into its own network, then the steps), on batches gathered from the same
+  uint8 tensor on the same device.
 
 So the ratio is what the precision and layout choices buy; data loading is equal on both sides
 (benchmarks/train_throughput.py compares genlab's data path with pytorch/examples' instead).
@@ -26,7 +27,7 @@ does not depend on what the pixels show.
 
 Usage:  .venv/bin/python benchmarks/precision_throughput.py [--model vaegan] [--batch-size 64]
         [--steps 20] [--warmup 3] [--repeats 2] [--device auto] [--precision auto] [--compile]
-        On a GPU, for the three models of issue 7:
+        On a GPU, for the three 64x64 models:
         for m in vae dcgan vaegan; do python benchmarks/precision_throughput.py --model $m --compile; done
 """
 
@@ -34,20 +35,23 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
 
 from genlab.data.memory import ImageSet
 from genlab.data.transforms import to_model_range
+from genlab.models.base import Step
+from genlab.models.noise import WHOLE
 from genlab.run import build_model, new_config, resolve_device
-from genlab.train.trainer import Trainer, uses_bf16
+from genlab.train.trainer import Trainer
+
+from roofline import count_flops, fraction, measure_peak, print_peak, timed_steps
 
 # name -> (genlab model, its settings, image shape)
 MODELS = {
-    "vaegan": ("vaegan", {}, (1, 64, 64)),
-    "vae-larsen64": ("vae", {"arch": "larsen64", "latent_dim": 2048}, (1, 64, 64)),
-    "dcgan64": ("dcgan", {"arch": "dcgan64"}, (1, 64, 64)),
+    "vaegan": ("vaegan", {}, (3, 64, 64)),
+    "vae-larsen64": ("vae", {"arch": "larsen64", "latent_dim": 2048}, (3, 64, 64)),
+    "dcgan64": ("dcgan", {"arch": "dcgan64"}, (3, 64, 64)),
     "vae": ("vae", {}, (1, 32, 32)),
     "dcgan": ("dcgan", {}, (1, 32, 32)),
 }
@@ -59,11 +63,6 @@ def synthetic_images(n: int, shape: tuple[int, int, int], device: torch.device) 
     small = torch.rand(n, c, h // 8, w // 8, generator=g)
     smooth = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear")
     return (smooth * 255).round().to(torch.uint8).to(device)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def set_tf32(enabled: bool) -> None:
@@ -84,14 +83,7 @@ def make_trainer(name: str, batch_size: int, precision: str, images: torch.Tenso
 def time_genlab(trainer: Trainer, steps: int, warmup: int) -> float:
     device = trainer.device
     set_tf32(device.type == "cuda")
-    for _ in range(warmup):
-        trainer.train_step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
-    synchronize(device)
-    return steps * trainer.config.train.batch_size / (time.perf_counter() - start)
+    return timed_steps(trainer.train_step, steps, warmup, trainer.config.train.batch_size, device)
 
 
 def time_eager(name: str, batch_size: int, images: torch.Tensor, device: torch.device,
@@ -103,31 +95,30 @@ def time_eager(name: str, batch_size: int, images: torch.Tensor, device: torch.d
     model = build_model(config).to(device)
     optimizers = model.optimizers(config.train)
     phases = model.phases()
-    owned = {phase.name: {id(p) for group in optimizers[phase.optimizer].param_groups
-                          for p in group["params"]} for phase in phases}
+    params = {name: [p for group in opt.param_groups for p in group["params"]]
+              for name, opt in optimizers.items()}
+    owned = {phase.name: {id(p) for name in (*phase.optimizers, *phase.keeps) for p in params[name]}
+             for phase in phases}
     set_tf32(False)
     generator = torch.Generator(device).manual_seed(0)
 
     def step() -> None:
         index = torch.randint(0, len(images), (batch_size,), device=device, generator=generator)
         batch = to_model_range(images[index], model.data_range)
+        inputs = Step(0, WHOLE, model.draw_step(batch_size, WHOLE, device))
         for phase in phases:
             for p in model.parameters():
                 p.requires_grad_(id(p) in owned[phase.name])
-            optimizer = optimizers[phase.optimizer]
-            optimizer.zero_grad(set_to_none=True)
-            phase.loss(batch)[phase.minimise].backward()
-            optimizer.step()
+            out = phase.losses(batch, inputs)
+            for i, update in enumerate(phase.updates):
+                optimizers[update.optimizer].zero_grad(set_to_none=True)
+                out[update.minimise].backward(inputs=params[update.optimizer],
+                                              retain_graph=i < len(phase.updates) - 1)
+            for update in phase.updates:
+                optimizers[update.optimizer].step()
 
     model.train()
-    for _ in range(warmup):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    return steps * batch_size / (time.perf_counter() - start)
+    return timed_steps(step, steps, warmup, batch_size, device)
 
 
 def main() -> None:
@@ -147,12 +138,19 @@ def main() -> None:
     print(f"device: {device} ({what}), torch {torch.__version__}, {torch.get_num_threads()} "
           f"CPU threads")
     images = synthetic_images(2048, MODELS[args.model][2], device)
-    bf16 = uses_bf16(args.precision, device)
+    with tempfile.TemporaryDirectory() as folder:
+        counted = make_trainer(args.model, args.batch_size, args.precision, images, device, folder)
+        bf16 = counted.bf16  # the precision the trainer itself chose
+        counted.train_step()  # warm-up, then one counted step (FLOPs do not depend on precision)
+        flops_per_image = count_flops(counted.train_step) / args.batch_size
+        del counted
     print(f"model {args.model}, batch {args.batch_size}, {args.steps} timed steps after "
           f"{args.warmup} warm-up, best of {args.repeats}")
     print(f"genlab: {'bf16 autocast' if bf16 else 'fp32'}, channels_last"
           f"{', TF32' if device.type == 'cuda' else ''}{', torch.compile' if args.compile else ''}"
           "; baseline: fp32 eager, NCHW, TF32 off")
+    peak = measure_peak(device)  # same process, right before the timing
+    print_peak(peak)
     best = {"baseline": 0.0, "genlab": 0.0}
     with tempfile.TemporaryDirectory() as folder:
         for round_ in range(args.repeats):
@@ -164,8 +162,12 @@ def main() -> None:
             del trainer
             best["baseline"], best["genlab"] = max(best["baseline"], eager), max(best["genlab"], ours)
             print(f"round {round_ + 1}: baseline {eager:.1f} images/s, genlab {ours:.1f} images/s")
-    print(f"baseline (fp32 eager): {best['baseline']:.1f} images/s")
-    print(f"genlab:                {best['genlab']:.1f} images/s")
+    print(f"training FLOPs per image (forward + backward): {flops_per_image / 1e9:.2f} GFLOP")
+    for side, label, precision in (("baseline", "baseline (fp32 eager)", "fp32"),
+                                   ("genlab", "genlab", "bf16" if bf16 else "fp32")):
+        achieved = best[side] * flops_per_image / 1e9
+        print(f"{label + ':':<22} {best[side]:.1f} images/s, {achieved:.0f} GFLOP/s, "
+              f"{fraction(achieved, peak, precision)} peak")
     print(f"ratio genlab / baseline: {best['genlab'] / best['baseline']:.2f}x")
 
 

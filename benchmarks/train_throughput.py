@@ -68,6 +68,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from genlab.console import Console
 from genlab.data import load_split
 from genlab.data.idx import read_idx_pair
 from genlab.data.memory import ImageSet
@@ -226,7 +227,8 @@ def make_trainer(model_name: str, dataset: str, data_dir: str | None, split: str
     model = build_model(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     return Trainer(config, run_dir, model, train_set, train_set,
-                   resolve_device(config.train.device), progress_stream=open(os.devnull, "w"))
+                   resolve_device(config.train.device),
+                   console=Console(stream=open(os.devnull, "w")))
 
 
 def genlab_run(trainer: Trainer, steps: int) -> float:
@@ -342,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
             trainer = make_trainer(args.model, dataset, data_dir, split, train_set, args.steps,
                                    args.batch_size, SEED, Path(tmp) / f"steps-{r}")
             seconds = genlab_run(trainer, args.steps)
-            trainer.progress_stream.close()
+            trainer.console.stream.close()
             genlab_rates.append(args.steps * args.batch_size / seconds)
             print(f"  round {r + 1}: baseline {base_rates[-1]:.0f} images/s, "
                   f"genlab {genlab_rates[-1]:.0f} images/s", flush=True)
@@ -357,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         result = trainer.fit()
         fit_seconds = time.perf_counter() - start
-        trainer.progress_stream.close()
+        trainer.console.stream.close()
         if result.step != args.steps or result.checkpoint is None:
             raise SystemExit(f"genlab fit() stopped at step {result.step} with checkpoint "
                              f"{result.checkpoint}; expected step {args.steps} and one checkpoint")

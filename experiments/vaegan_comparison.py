@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from genlab.data import load_split
 from genlab.data.transforms import to_model_range, to_unit_range
 from genlab.run import load_run
-from genlab.viz.grid import save_grid
+from genlab.grid import save_grid
 
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 

@@ -13,6 +13,12 @@ from typing import IO, Callable, Iterator
 from genlab.errors import GenlabError
 
 
+def user_cache_dir() -> Path:
+    """<$XDG_CACHE_HOME or ~/.cache>/genlab: downloads and cached FID features."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "genlab"
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename in `directory` durable; best effort (not every OS or filesystem allows it)."""
     with contextlib.suppress(OSError):
@@ -48,8 +54,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     a GenlabError naming the file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    except OSError as exc:
+        raise GenlabError(cannot_write(path, exc)) from None
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, new_file_mode())
@@ -60,13 +69,38 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise GenlabError(
-                f"the disk is full while writing {path}; the previous version of that file is "
-                "intact, free some space and run the same command again"
-            ) from None
+        if isinstance(exc, OSError):
+            raise GenlabError(cannot_write(path, exc)) from None
         raise
     fsync_dir(path.parent)
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def cannot_write(path: Path, exc: OSError) -> str:
+    """One sentence for a write that failed: a full disk, a read-only or forbidden folder."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full while writing {path}; the previous version of that file is "
+                "intact, free some space and run the same command again")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"cannot write {path} ({exc.strerror}); choose a folder you can write to, or "
+                "make this one writable")
+    if exc.errno == errno.EISDIR:
+        return f"{path} is a folder; name a file to write"
+    return f"cannot write {path} ({exc.strerror or exc}); check the path and the free space"
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way left in `folder` (and its
+    checkpoints/); only the folder's one writer may call this (genlab.run.RunLock)."""
+    removed = []
+    for candidate in [*Path(folder).glob(f".*{TMP_SUFFIX}"),
+                      *Path(folder).glob(f"checkpoints/.*{TMP_SUFFIX}")]:
+        with contextlib.suppress(OSError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

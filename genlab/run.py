@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from genlab.config import DataConfig, RunConfig, TrainConfig, flag_name
+from genlab.config import DataConfig, RunConfig, TrainConfig
+from genlab.options import flag_name
+from genlab.data.memory import ImageSet
 from genlab.errors import GenlabError
-from genlab.fsutil import atomic_write_json
+from genlab.fsutil import TMP_SUFFIX, atomic_write_json, cannot_write, remove_stale_temporaries
 from genlab.models import MODELS, GenerativeModel
-from genlab.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from genlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 CONFIG_FILE = "config.json"
 RUNS_ROOT = Path("runs")
+MODEL_CONFIGS = {name: model_cls.config_class for name, model_cls in MODELS.items()}
+
+
+def load_config(path: Path) -> RunConfig:
+    """A run folder's config.json, every value checked (GenlabError naming the file)."""
+    return RunConfig.load(path, MODEL_CONFIGS)
+
+
+def config_from_dict(stored: dict, source: str = "config") -> RunConfig:
+    return RunConfig.from_dict(stored, MODEL_CONFIGS, source)
 
 
 def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
@@ -88,18 +103,24 @@ def prepare_run(model_name: str, settings: dict[str, Any],
     flag that differs from the stored run stops with an error naming it.
     """
     fresh = new_config(model_name, settings)
-    folder = Path(run_dir) if run_dir else default_run_dir(fresh)
+    folder = run_folder(fresh, run_dir)
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if folder.exists() and (not folder.is_dir() or any(
+                f.name != LOCK_FILE and not f.name.endswith(TMP_SUFFIX) for f in folder.iterdir())):
             raise GenlabError(f"{folder} exists but is not a genlab run folder (no {CONFIG_FILE}); "
                               "choose another --run-dir")
         return fresh, folder, False
     stored_model = _stored_model_name(config_path)
     if stored_model != model_name:
+        # Even before its first checkpoint, another model's folder is someone else's run.
         raise GenlabError(f"{folder} holds a {stored_model} run, not a {model_name} run; choose "
                           f"another --run-dir or run `genlab train {stored_model}`")
-    stored = RunConfig.load(config_path)
+    if not list_checkpoints(folder):
+        # A start of this model that failed before its first checkpoint (a bad setting, a
+        # kill): nothing of it is worth keeping, so it does not fix the settings of the next try.
+        return fresh, folder, False
+    stored = load_config(config_path)
     for name, value in settings.items():
         section = _section_of(stored, name)
         if _is_resumable(section, name):
@@ -112,6 +133,70 @@ def prepare_run(model_name: str, settings: dict[str, Any],
     return stored, folder, True
 
 
+def run_folder(config: RunConfig, run_dir: str | Path | None) -> Path:
+    return Path(run_dir) if run_dir else default_run_dir(config)
+
+
+LOCK_FILE = ".genlab-lock"
+
+
+class RunLock:
+    """One writer per run folder: an exclusive advisory lock (flock) on RUN/.genlab-lock, held
+    for the life of a training process. The kernel drops it when the process ends, kill -9
+    included, so it never goes stale; a second trainer stops at once naming the holder's PID,
+    while readers (sample, eval, report, serve) never take it. The folder is made if needed, and
+    removed again if the run leaves nothing else in it (a start that failed); a lock file this
+    process made is removed again when its start fails before the first checkpoint."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._fd: int | None = None
+        self._created = False
+        self._created_lock = False
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        path = self.folder / LOCK_FILE
+        try:
+            self._created = not self.folder.exists()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._created_lock = not path.exists()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise GenlabError(cannot_write(path, exc)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise GenlabError(f"{self.folder} is being trained by another genlab process (PID "
+                              f"{holder}); wait for it to finish or stop it, or choose another "
+                              "--run-dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        remove_stale_temporaries(self.folder)  # the one writer: no write of another is under way
+        return self
+
+    def __exit__(self, exc_type, *exc_info) -> None:
+        import fcntl
+
+        if self._fd is None:
+            return
+        if exc_type is not None and self._created_lock and not list_checkpoints(self.folder):
+            # A refused start in an existing folder (another model's, another's notes) leaves
+            # the folder as it found it.
+            (self.folder / LOCK_FILE).unlink(missing_ok=True)
+        if self._created and {f.name for f in self.folder.iterdir()} <= {LOCK_FILE}:
+            (self.folder / LOCK_FILE).unlink(missing_ok=True)  # a failed start leaves no trace
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+
 def _stored_model_name(config_path: Path) -> str:
     """The model a run folder holds, read before the rest (which needs that model's config)."""
     try:
@@ -119,6 +204,35 @@ def _stored_model_name(config_path: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         raise GenlabError(f"{config_path} is not a readable genlab run configuration; choose "
                           "another --run-dir") from None
+
+
+def finalise(config: RunConfig, train_set: ImageSet, given: set[str], resuming: bool,
+             folder: Path, say: Callable[[str], None]) -> None:
+    """Make what depends on the loaded data concrete, so the stored config says what was
+    trained: the image shape (a resumed run's data must still load as it did), --epochs as steps,
+    the image size, and the FID sample count (at most the training split's size; `given`: the
+    flags the user typed, where an impossible count is an error rather than a note)."""
+    if resuming and tuple(train_set.image_shape) != tuple(config.image_shape):
+        raise GenlabError(f"the data now loads as {train_set.image_shape} images but the run in "
+                          f"{folder} was trained on {tuple(config.image_shape)}; check "
+                          f"{'--data' if config.data.data_path else '--data-dir'}")
+    config.image_shape = train_set.image_shape
+    if config.train.epochs is not None:
+        steps = math.ceil(config.train.epochs * len(train_set) / config.train.batch_size)
+        say(f"{config.train.epochs:g} epochs of {len(train_set)} images at batch "
+            f"{config.train.batch_size} = {steps} steps")
+        config.train.num_training_steps = steps
+    _, h, w = train_set.image_shape
+    if config.data.image_size is None and h == w:
+        config.data.image_size = h  # stored concrete: the run reloads the same images
+    if config.eval.fid_samples > len(train_set):
+        if "fid_samples" in given:
+            raise GenlabError(f"--fid-samples {config.eval.fid_samples} is more than the "
+                              f"{len(train_set)} images of the training split; use at most "
+                              f"{len(train_set)} (or 0 to skip FID)")
+        say(f"note: FID will use {len(train_set)} images a side, all the training split has "
+            f"(the protocol's {config.eval.fid_samples} need a larger one)")
+        config.eval.fid_samples = len(train_set)
 
 
 def write_config(config: RunConfig, folder: Path) -> None:
@@ -152,7 +266,7 @@ def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], No
     if not (folder / CONFIG_FILE).is_file():
         raise GenlabError(f"{folder} is not a genlab run folder (no {CONFIG_FILE}); pass a folder "
                           "written by `genlab train`")
-    config = RunConfig.load(folder / CONFIG_FILE)
+    config = load_config(folder / CONFIG_FILE)
     if step is None:
         found = latest_checkpoint(folder, warn)
     else:
@@ -167,7 +281,7 @@ def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], No
     model = build_model(config)
     try:
         model.load_state_dict(payload["model"])
-    except RuntimeError:
+    except (RuntimeError, TypeError, ValueError):
         raise GenlabError(f"checkpoint {path} does not fit the model in "
                           f"{folder / CONFIG_FILE}; the folder is mixed up") from None
     return config, model.to(device).eval(), int(payload["step"]), path

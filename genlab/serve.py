@@ -17,16 +17,20 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from werkzeug.exceptions import HTTPException
 
-from genlab.data.celeba import square_rgb
+from genlab.data.celeba import square_rgb, upload_crop_fraction
+from genlab.data.folder import open_image
 from genlab.data.transforms import convert_channels, to_model_range, to_unit_range
 from genlab.errors import GenlabError
 from genlab.run import load_run
-from genlab.viz.grid import grid_to_pil, make_grid
-from genlab.viz.interpolate import encodes
+from genlab.grid import grid_to_pil, make_grid
+from genlab.models.walks import encodes
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 40_000_000   # decoded per upload (a 40 MP photo: 120 MB as RGB)
+DECODES = 2                      # uploads decoded at once; more wait their turn
 SAMPLES = 16
 
 
@@ -37,6 +41,7 @@ class LoadedRun:
     image_shape: tuple[int, int, int]
     step: int
     encodes: bool
+    crop_fraction: float | None = None  # how its training images were cut from theirs
 
 
 def _png(images: torch.Tensor, nrow: int) -> bytes:
@@ -49,20 +54,24 @@ def _png(images: torch.Tensor, nrow: int) -> bytes:
     return buffer.getvalue()
 
 
-def image_from_upload(data: bytes, shape: tuple[int, int, int]) -> torch.Tensor:
-    """An uploaded file -> uint8 (1, C, H, W) at the run's size (centre-cropped), or a
-    GenlabError saying what is wrong with it."""
+def image_from_upload(data: bytes, shape: tuple[int, int, int],
+                      crop_fraction: float | None = None) -> torch.Tensor:
+    """An uploaded file -> uint8 (1, C, H, W) at the run's size, or a GenlabError saying what is
+    wrong with it. The central square is kept (`crop_fraction` of the shorter side: CelebA's
+    148 of 178, as its faces were prepared), at most MAX_UPLOAD_PIXELS decoded."""
     if not data:
         raise GenlabError("the upload is empty; choose an image file (PNG or JPEG)")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
+        with open_image(io.BytesIO(data), "the upload", MAX_UPLOAD_PIXELS, unreadable=(
+                "the upload is not an image PIL can read; choose a PNG or JPEG file")) as image:
+            image.draft("RGB", (shape[1] * 4, shape[2] * 4))  # JPEG: decode at a fraction
             rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (OSError, ValueError):
         raise GenlabError("the upload is not an image PIL can read; choose a PNG or JPEG "
                           "file") from None
     c, h, _ = shape
-    pixels = torch.from_numpy(square_rgb(rgb, h, crop=None).copy())  # (3, H, W)
+    crop = None if crop_fraction is None else round(min(rgb.size) * crop_fraction)
+    pixels = torch.from_numpy(square_rgb(rgb, h, crop=crop).copy())  # (3, H, W)
     return convert_channels(pixels[None], c)  # (1, C, H, W)
 
 
@@ -72,18 +81,19 @@ def create_app(runs: list[LoadedRun]):
     app = Flask("genlab")
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
 
+    decoding = threading.BoundedSemaphore(DECODES)
+
     def chosen() -> LoadedRun:
-        try:
-            index = int(request.values.get("run", 0))
-            return runs[index]
-        except (ValueError, IndexError):
-            raise GenlabError(f"run must be a number from 0 to {len(runs) - 1}") from None
+        text = request.values.get("run", "0")
+        if not text.isdigit() or int(text) >= len(runs):
+            raise GenlabError(f"run must be a number from 0 to {len(runs) - 1}")
+        return runs[int(text)]
 
     def seed() -> int:
-        try:
-            return int(request.values.get("seed", 0))
-        except ValueError:
-            raise GenlabError("seed must be an integer") from None
+        text = request.values.get("seed", "0")
+        if not text.isdigit() or int(text) >= 2**63:
+            raise GenlabError("seed must be an integer from 0 to 2^63 - 1")
+        return int(text)
 
     @app.errorhandler(GenlabError)
     def refused(error: GenlabError):
@@ -93,6 +103,21 @@ def create_app(runs: list[LoadedRun]):
     def too_large(_):
         return jsonify(error=f"the upload is over {MAX_UPLOAD_BYTES // 2**20} MB; choose a "
                              "smaller image"), 413
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):  # every answer is JSON, an unknown page's too
+        return jsonify(error=f"{error.name}: {error.description}"), error.code
+
+    @app.errorhandler(Exception)
+    def failed(error: Exception):
+        return jsonify(error=f"the server could not answer ({type(error).__name__}); try "
+                             "another image or restart genlab serve"), 500
+
+    def upload() -> bytes:
+        received = request.files.get("image")
+        if received is None:
+            raise GenlabError("no file in the upload; send it as the form field 'image'")
+        return received.read()
 
     @app.get("/")
     def page():
@@ -109,18 +134,30 @@ def create_app(runs: list[LoadedRun]):
 
     @app.post("/api/reconstruct")
     def reconstruct():
-        run = chosen()
-        if not run.encodes:
-            raise GenlabError(f"{run.name} is a GAN: it has no encoder to reconstruct with; "
-                              "choose a vae or vaegan run")
-        upload = request.files.get("image")
-        if upload is None:
-            raise GenlabError("no file in the upload; send it as the form field 'image'")
-        x = image_from_upload(upload.read(), run.image_shape)
-        with torch.no_grad():
-            batch = to_model_range(x, run.model.data_range)
-            pair = torch.cat([batch, run.model.reconstruct(batch)])
-        return Response(_png(to_unit_range(pair, run.model.data_range), 2), mimetype="image/png")
+        """The upload and its reconstruction by the chosen run, or (run=all) by every run with
+        an encoder, side by side in one row."""
+        if request.values.get("run") == "all":  # the runs of the first encoder's image shape
+            encoders = [r for r in runs if r.encodes]
+            chosen_runs = [r for r in encoders if r.image_shape == encoders[0].image_shape]
+        else:
+            chosen_runs = [chosen()]
+        if not chosen_runs or not chosen_runs[0].encodes:
+            raise GenlabError(f"{chosen_runs[0].name if chosen_runs else 'no run'} has no encoder "
+                              "to reconstruct with; choose a vae or vaegan run")
+        data = upload()
+        if not decoding.acquire(timeout=30):
+            raise GenlabError("the server is busy decoding other uploads; try again")
+        try:
+            first = chosen_runs[0]
+            x = image_from_upload(data, first.image_shape, first.crop_fraction)
+            row = [x[0].float() / 255]  # the upload as the models see it, then each one's
+            with torch.no_grad():
+                for run in chosen_runs:
+                    batch = to_model_range(x, run.model.data_range)
+                    row.append(to_unit_range(run.model.reconstruct(batch), run.model.data_range)[0])
+        finally:
+            decoding.release()
+        return Response(_png(torch.stack(row), len(row)), mimetype="image/png")
 
     @app.get("/api/interpolate")
     def interpolate():
@@ -160,8 +197,8 @@ img{image-rendering:pixelated;border:1px solid #ddd;max-width:100%}img:not([src]
 <section><h2>Samples</h2><button id="sample">sample</button> <span id="seedinfo"></span><br>
 <img id="samples" alt="samples"></section>
 <section><h2>Reconstruct an image</h2><input type="file" id="file" accept="image/*">
-<button id="reconstruct">reconstruct</button><br><img id="reconstruction"
-alt="input and reconstruction"></section>
+<button id="reconstruct">reconstruct</button> <button id="reconstructall">with every
+run</button><br><img id="reconstruction" alt="input and reconstructions"></section>
 <section><h2>Interpolate</h2><input type="range" id="t" min="0" max="1" step="0.05" value="0.5">
 <span id="tvalue">t = 0.5</span> <button id="newpair">new pair</button><br>
 <img id="walk" alt="z1, the point at t, z2"></section>
@@ -186,12 +223,14 @@ $("sample").onclick = sample;
 $("t").oninput = walk;
 $("newpair").onclick = () => { pair += 1; walk(); };
 $("run").onchange = () => { sample(); walk(); };
-$("reconstruct").onclick = () => {
+function reconstruct(which) {
   const form = new FormData();
   if ($("file").files.length) { form.append("image", $("file").files[0]); }
-  fetch(`/api/reconstruct?run=${run()}`, {method: "POST", body: form})
+  fetch(`/api/reconstruct?run=${which}`, {method: "POST", body: form})
     .then((r) => show($("reconstruction"), r));
-};
+}
+$("reconstruct").onclick = () => reconstruct(run());
+$("reconstructall").onclick = () => reconstruct("all");
 sample(); walk();
 </script></body></html>"""
 
@@ -201,7 +240,7 @@ def load_runs(folders: list[str], warn: Callable[[str], None]) -> list[LoadedRun
     for folder in folders:
         config, model, step, _ = load_run(folder, torch.device("cpu"), warn)
         loaded.append(LoadedRun(Path(folder).resolve().name, model, tuple(config.image_shape),
-                                step, encodes(model)))
+                                step, encodes(model), upload_crop_fraction(config.data)))
     return loaded
 
 

@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from genlab.config import RunConfig, flag_name
+from genlab.options import flag_name
 from genlab.errors import GenlabError
+from genlab.metrics.registry import values_of
+from genlab.metrics.stats import mean_and_std
+from genlab.run import load_config
 
 RESULTS_MD = "results.md"
 RESULTS_CSV = "results.csv"
@@ -51,6 +54,17 @@ def combinations(settings: dict[str, list[Any]]) -> list[SweepRun]:
         varied = {name: one[name] for name in varied_fields}
         label = "_".join(f"{flag_name(n)[2:]}-{_text(v)}" for n, v in varied.items()) or "run"
         runs.append(SweepRun(label.replace("/", "-"), one, varied))
+    return runs
+
+
+def plan(model: str, settings: dict[str, list[Any]], out: Path) -> list[SweepRun]:
+    """The sweep's runs, each checked as `genlab train` checks its flags before loading data:
+    nothing is written, and a bad combination stops the sweep before its first run."""
+    from genlab.run import prepare_run
+
+    runs = combinations(settings)
+    for run in runs:
+        prepare_run(model, run.settings, str(out / run.name))
     return runs
 
 
@@ -86,14 +100,15 @@ def run_all(model: str, runs: list[SweepRun], out: Path, parallel: int,
     return codes
 
 
-def _latest_fid(run_dir: Path) -> dict | None:
-    """The newest FID record of the run's latest scored checkpoint."""
-    from genlab.metrics.evaluate import read_records
+def _latest_score(run_dir: Path) -> dict | None:
+    """The newest sample-quality record of the run's latest scored checkpoint."""
+    from genlab.metrics.records import read_records
+    from genlab.metrics.registry import metrics_of
 
     records = [record
                for path in (run_dir / "checkpoints").glob("step-*-metrics.jsonl")
                for record in read_records(path.with_name(path.name.replace("-metrics.jsonl", ".pt")))
-               if "fid" in record]
+               if metrics_of(record) and "step" in record]
     return max(records, key=lambda r: r["step"]) if records else None
 
 
@@ -104,29 +119,116 @@ def results(runs: list[SweepRun], out: Path, codes: dict[str, int]) -> list[dict
         row: dict[str, Any] = {"run": run.name, **{flag_name(k)[2:]: _text(v)
                                                    for k, v in run.varied.items()}}
         if (folder / "config.json").is_file():
-            config = RunConfig.load(folder / "config.json")
+            config = load_config(folder / "config.json")
             row.update(model=config.model, latent_dim=config.model_config.latent_dim,
                        steps=config.train.num_training_steps)
-        record = _latest_fid(folder)
-        row.update(step="", fid="", kid="", protocol="")  # the columns, scored or not
+        record = _latest_score(folder)
+        row.update(step="")
         if record:
-            row.update(step=record["step"], fid=f"{record['fid']:.2f}", kid=f"{record['kid']:.4f}",
-                       protocol=record["settings"]["protocol"])
+            values = {k: v for k, v in values_of(record).items()
+                      if k not in ("kid_subsets", "kid_subset_size")}
+            row.update(step=record["step"], **{k: f"{v:.4g}" for k, v in values.items()},
+                       protocol=record.get("settings", {}).get("protocol", ""), _values=values)
         row["status"] = "ok" if codes.get(run.name) == 0 else f"failed ({codes.get(run.name)})"
         rows.append(row)
     return rows
 
 
-def write_table(rows: list[dict], out: Path) -> tuple[Path, Path]:
-    from genlab.fsutil import atomic_write_bytes
+SEED = "seed"
+SUMMARY_CSV = "summary.csv"
+PLOT = "results.png"
 
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    md += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+
+def summarise(rows: list[dict], runs: list[SweepRun]) -> list[dict]:
+    """One row per setting (the runs' varied values but the seed): each score's mean +- std
+    (sample std over seeds) and n, the runs that were scored; in the runs' order."""
+    metric_keys = [k for k in dict.fromkeys(k for row in rows for k in row.get("_values", {}))]
+    groups: dict[tuple, list[dict]] = {}
+    for run, row in zip(runs, rows):
+        setting = tuple((flag_name(k)[2:], _text(v)) for k, v in run.varied.items() if k != SEED)
+        groups.setdefault(setting, []).append(row)
+    summary = []
+    for setting, members in groups.items():
+        out: dict[str, Any] = dict(setting)
+        out["seeds"] = " ".join(r.get(SEED, "") for r in members) or "-"
+        for key in metric_keys:
+            values = [r["_values"][key] for r in members if key in r.get("_values", {})]
+            if values:
+                mean, std = mean_and_std(values)
+                out[key] = (f"{mean:.4g} +- {std:.2g} (n={len(values)})" if len(values) > 1
+                            else f"{mean:.4g} (n=1)")
+                out[f"_{key}"] = (mean, std, len(values))
+        summary.append(out)
+    return summary
+
+
+def _markdown(rows: list[dict]) -> list[str]:
+    columns = [c for c in dict.fromkeys(k for row in rows for k in row) if not c.startswith("_")]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+
+
+def _csv(rows: list[dict]) -> bytes:
+    columns = [c for c in dict.fromkeys(k for row in rows for k in row) if not c.startswith("_")]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def plot_summary(summary: list[dict], runs: list[SweepRun], out: Path) -> Path | None:
+    """The first score against the one swept setting (seeds aside), with the std over seeds as
+    error bars; None when the sweep varies no numeric setting, or several."""
+    varied = list(dict.fromkeys(k for r in runs for k in r.varied if k != SEED))
+    keys = [k[1:] for k in dict.fromkeys(k for row in summary for k in row if k.startswith("_"))]
+    if len(varied) != 1 or not keys:
+        return None
+    name = flag_name(varied[0])[2:]
+    points = []
+    for row in summary:
+        try:
+            x = float(row[name])
+        except (KeyError, ValueError):
+            return None
+        if f"_{keys[0]}" in row:
+            points.append((x, *row[f"_{keys[0]}"]))
+    if not points:
+        return None
+    from genlab.viz.latent_plots import pyplot, save_figure
+
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    xs, means, stds, ns = zip(*sorted(points))
+    axis.errorbar(xs, means, yerr=[0 if n < 2 else s for s, n in zip(stds, ns)], marker="o",
+                  capsize=4)
+    if min(xs) > 0 and max(xs) / min(xs) >= 10:
+        axis.set_xscale("log")
+    axis.set_xlabel(name)
+    axis.set_ylabel(f"{keys[0]} (mean +- std over seeds)")
+    axis.set_title(f"{keys[0]} by {name} (n = {', '.join(map(str, ns))})")
+    save_figure(figure, out / PLOT)
+    plt.close(figure)
+    return out / PLOT
+
+
+def write_table(rows: list[dict], out: Path, runs: list[SweepRun] | None = None) -> tuple[Path, Path]:
+    """results.md (per setting over seeds, then per run), results.csv (per run), summary.csv
+    (per setting) and, for a sweep of one numeric setting, results.png."""
+    from genlab.fsutil import atomic_write_bytes
+
+    md = []
+    if runs is not None:
+        summary = summarise(rows, runs)
+        if any(k != "seeds" for row in summary for k in row):
+            md += ["Each setting over its seeds: mean +- sample std (n scored runs).", ""]
+            md += _markdown(summary) + [""]
+            atomic_write_bytes(out / SUMMARY_CSV, _csv(summary))
+            plot = plot_summary(summary, runs, out)
+            if plot is not None:
+                md += [f"![{plot.name}]({plot.name})", ""]
+        md += ["Each run:", ""]
+    md += _markdown(rows)
     atomic_write_bytes(out / RESULTS_MD, ("\n".join(md) + "\n").encode())
-    atomic_write_bytes(out / RESULTS_CSV, buffer.getvalue().encode())
+    atomic_write_bytes(out / RESULTS_CSV, _csv(rows))
     return out / RESULTS_MD, out / RESULTS_CSV

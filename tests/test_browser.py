@@ -4,6 +4,7 @@ shows a new grid. Screenshots go to the test's folder, and to $GENLAB_SCREENSHOT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -94,14 +95,24 @@ def test_report_renders_every_image_without_console_errors(browser, runs, tmp_pa
     screenshot(browser, tmp_path / "report.png")
 
 
-def test_demo_sample_button_shows_a_new_grid(browser, runs, tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "genlab", "serve", str(runs / "vae"),
-                                str(runs / "dcgan"), "--port", "0"], cwd=REPO,
-                               stderr=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def demo_page(browser, run_folders):
+    """`genlab serve RUN...` on a free port, its page open in the browser with every image
+    loaded; the server is stopped with Ctrl-C afterwards."""
+    process = subprocess.Popen([sys.executable, "-m", "genlab", "serve", *map(str, run_folders),
+                                "--port", "0"], cwd=REPO, stderr=subprocess.PIPE, text=True)
     try:
         url = re.search(r"http://127\.0\.0\.1:\d+/", process.stderr.readline()).group(0)
         browser.get(url)
         wait_for(lambda: browser.execute_script(DEMO_IMAGES_LOADED), explain=lambda: image_states(browser))
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def test_demo_sample_button_shows_a_new_grid(browser, runs, tmp_path):
+    with demo_page(browser, [runs / "vae", runs / "dcgan"]):
         first = browser.find_element("id", "samples").get_attribute("src")
         browser.find_element("id", "sample").click()
         wait_for(lambda: browser.find_element("id", "samples").get_attribute("src") != first)
@@ -110,6 +121,33 @@ def test_demo_sample_button_shows_a_new_grid(browser, runs, tmp_path):
         assert browser.find_element("id", "error").text == ""
         assert console_errors(browser) == []
         screenshot(browser, tmp_path / "demo.png")
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+
+
+def test_demo_reconstructs_an_upload_with_every_encoder_run_side_by_side(browser, runs, tmp_path):
+    """On the tests' 20-step runs, or on GENLAB_DEMO_RUNS (os.pathsep-separated run folders) with
+    GENLAB_DEMO_UPLOAD: the docs' screenshot of the CelebA demo is this test's (GENLAB_SCREENSHOTS)."""
+    from PIL import Image
+
+    demo_runs = (os.environ["GENLAB_DEMO_RUNS"].split(os.pathsep)
+                 if os.environ.get("GENLAB_DEMO_RUNS") else [runs / "vae", runs / "vae"])
+    upload = Path(os.environ.get("GENLAB_DEMO_UPLOAD") or tmp_path / "photo.png")
+    if not upload.is_file():  # a photo of another size than the runs': cropped and resized
+        Image.effect_noise((90, 110), 60).convert("RGB").save(upload)
+    with demo_page(browser, demo_runs):
+        browser.find_element("id", "file").send_keys(str(upload.resolve()))
+
+        def reconstruction_width(button: str) -> int:
+            before = browser.find_element("id", "reconstruction").get_attribute("src")
+            browser.find_element("id", button).click()
+            wait_for(lambda: browser.find_element("id", "reconstruction").get_attribute("src")
+                     not in (None, "", before), timeout=120)
+            return wait_for(lambda: browser.execute_script(
+                "const i = document.getElementById('reconstruction');"
+                "return i.complete && i.naturalWidth"), timeout=60)
+        one = reconstruction_width("reconstruct")          # the upload and one reconstruction
+        every = reconstruction_width("reconstructall")     # the upload and one per encoder run
+        encoders = len(demo_runs)
+        assert every / one == pytest.approx((encoders + 1) / 2, rel=0.1)
+        assert browser.find_element("id", "error").text == ""
+        assert console_errors(browser) == []
+        screenshot(browser, tmp_path / "demo-every-run.png")

@@ -127,7 +127,7 @@ def test_prepare_names_a_broken_image_and_leaves_no_file(tmp_path):
 
 
 def test_train_on_an_hdf5_file_resumes_exactly_and_writes_grids(tmp_path):
-    from genlab.train.checkpoint import latest_checkpoint
+    from genlab.checkpoint import latest_checkpoint
 
     path = tmp_path / "faces.h5"
     smooth = torch.from_numpy(faces(96, size=(32, 32))).permute(0, 3, 1, 2)  # (N, 3, 32, 32)

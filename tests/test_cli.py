@@ -1,4 +1,5 @@
-"""The `genlab` command as a user runs it, in fresh processes."""
+"""The `genlab` command as a user runs it: its exit codes, output and files (tests/conftest.py
+`run_cli` says which calls get a fresh process)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import REPO, SHARED_MNIST, needs_shared_mnist, run_cli
 from genlab.cli import build_parser
-from genlab.train.checkpoint import latest_checkpoint, list_checkpoints
+from genlab.checkpoint import latest_checkpoint, list_checkpoints
 
 TINY = ["--dataset", "digits", "--latent-dim", "10", "--logging-steps", "5", "--fid-samples", "0"]
 
@@ -50,8 +51,10 @@ def test_issue_example_logs_six_curves_three_grids_checkpoints_and_resumes(tmp_p
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     tags = events.Tags()
-    assert set(tags["scalars"]) == {"train/rec", "train/kl", "train/loss",
-                                    "val/rec", "val/kl", "val/loss"}
+    assert {t for t in tags["scalars"] if "dead_fraction" not in t} == {
+        "train/rec", "train/kl", "train/loss", "val/rec", "val/kl", "val/loss",
+        "val/active_dims", "val/kl_per_dim_max", "val/kl_per_dim_median"}
+    assert {f"val/dead_fraction/encoder.enc{i}" for i in range(1, 6)} <= set(tags["scalars"])
     assert set(tags["images"]) == {"images/val", "images/reconstructions", "images/samples"}
     assert [e.step for e in events.Scalars("train/loss")] == list(range(10, 91, 10))
     assert [e.step for e in events.Scalars("val/loss")] == [30, 60, 90]
@@ -135,14 +138,14 @@ def test_run_folder_of_another_model_or_settings_is_refused(tmp_path):
     other = tmp_path / "gan"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"model": "dcgan"}))
-    assert_one_sentence_error(run_cli("train", "vae", *TINY, "--run-dir", other),
+    assert_one_sentence_error(run_cli("train", "vae", *TINY, "--steps", "5", "--run-dir", other),
                               "holds a dcgan run, not a vae run")
     assert sorted(p.name for p in other.iterdir()) == ["config.json"]
 
     stray = tmp_path / "stray"
     stray.mkdir()
     (stray / "notes.txt").write_text("mine")
-    assert_one_sentence_error(run_cli("train", "vae", *TINY, "--run-dir", stray),
+    assert_one_sentence_error(run_cli("train", "vae", *TINY, "--steps", "5", "--run-dir", stray),
                               "not a genlab run folder")
 
     run = tmp_path / "vae"
@@ -168,14 +171,19 @@ def test_sample_writes_a_grid_from_the_latest_checkpoint(tmp_path):
     assert_one_sentence_error(run_cli("sample", tmp_path, "-o", out), "not a genlab run folder")
 
 
-def test_datasets_lists_what_is_found_where(tmp_path):
-    result = run_cli("datasets", "--data-dir", SHARED_MNIST)
+def test_datasets_lists_every_data_set(tmp_path):
+    result = run_cli("datasets", "--data-dir", tmp_path)  # an empty folder: nothing found there
     assert result.returncode == 0, result.stderr
     for name in ("mnist:", "fashion-mnist:", "digits:"):
         assert name in result.stdout
-    if SHARED_MNIST.is_dir():
-        test_line = next(line for line in result.stdout.splitlines() if "10000" in line)
-        assert str(SHARED_MNIST) in test_line
+
+
+@needs_shared_mnist
+def test_datasets_says_where_the_shared_mnist_is_found():
+    result = run_cli("datasets", "--data-dir", SHARED_MNIST)
+    assert result.returncode == 0, result.stderr
+    test_line = next(line for line in result.stdout.splitlines() if "10000" in line)
+    assert str(SHARED_MNIST) in test_line
 
 
 def test_demo_falls_back_to_the_embedded_digits_and_says_so(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
-from genlab.train.checkpoint import list_checkpoints, load_checkpoint
+from genlab.checkpoint import list_checkpoints, load_checkpoint
 from test_trainer import assert_same_state, final_state
 
 TRIALS = 20

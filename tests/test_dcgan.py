@@ -13,6 +13,8 @@ from conftest import (SHARED_MNIST, layer_output_shapes, needs_inception, needs_
                       run_cli)
 from genlab.errors import GenlabError
 from genlab.losses import discriminator_fake_loss, discriminator_real_loss, generator_loss
+from genlab.models.base import Step
+from genlab.models.noise import WHOLE
 from genlab.models.dcgan import DCGAN, DCGANConfig
 from genlab.run import default_run_dir, new_config
 from test_trainer import make_trainer
@@ -120,10 +122,10 @@ def test_loss_formulas_and_gradients_on_a_hand_checked_case():
 def test_model_losses_are_batch_means_of_the_formulas(kind):
     model = build(8, 8, latent=10, generator_loss=kind).train()
     x = torch.rand(6, 1, 32, 32) * 2 - 1
-    torch.manual_seed(1)
-    d_out = model.discriminator_losses(x)
-    z = model._step_latents
-    g_out = model.generator_losses(x)
+    step = Step(0, WHOLE, model.draw_step(6, WHOLE, torch.device("cpu")))
+    z = step.draws["z"]
+    d_out = model.discriminator_losses(x, step)
+    g_out = model.generator_losses(x, step)
     with torch.no_grad():
         d_real = model.discriminate(x)
         d_fake = model.discriminate(model.decode(z))
@@ -154,22 +156,29 @@ def test_discriminator_step_changes_only_d_and_generator_step_only_g(tmp_path):
 
     g_before, d_before = _parameters(model.generator), _parameters(model.discriminator)
     g_stats = {k: v.clone() for k, v in model.generator.state_dict().items()}
-    trainer.run_phase(d_phase, batch)
+    step = trainer.new_step(len(batch))
+    trainer.run_phase(d_phase, batch, step)
     assert _changed(d_before, model.discriminator) == {True}   # every D parameter moved
     assert _changed(g_before, model.generator) == {False}      # no G parameter did
     assert all(p.grad is None for p in model.generator.parameters())
-    # The detached G(z) of the D phase left G's BatchNorm statistics alone too.
-    assert all(torch.equal(v, model.generator.state_dict()[k]) for k, v in g_stats.items())
+    # G(z) is computed once a step, in this phase: G's BatchNorm statistics counted it once.
+    assert all(not torch.equal(v, model.generator.state_dict()[k])
+               for k, v in g_stats.items() if "running" in k)
+    assert step.handoff["fake"].requires_grad  # its graph kept for the generator phase
 
     g_before, d_before = _parameters(model.generator), _parameters(model.discriminator)
+    g_stats = {k: v.clone() for k, v in model.generator.state_dict().items()}
     trainer.optimizers["discriminator"].zero_grad(set_to_none=True)  # the D phase's are left
-    trainer.run_phase(g_phase, batch)
+    trainer.run_phase(g_phase, batch, step)
     assert _changed(g_before, model.generator) == {True}
     assert _changed(d_before, model.discriminator) == {False}
     assert all(p.grad is None for p in model.discriminator.parameters())
-    # The generator phase consumed the discriminator phase's latents: it never draws its own.
+    # ...and the generator phase did not run G again.
+    assert all(torch.equal(v, model.generator.state_dict()[k])
+               for k, v in g_stats.items() if "running" in k or "num_batches" in k)
+    # The generator phase consumed the discriminator phase's G(z): it never makes its own.
     with pytest.raises(RuntimeError, match="discriminator phase"):
-        trainer.run_phase(g_phase, batch)
+        trainer.run_phase(g_phase, batch, step)
 
 
 def test_generator_phase_scores_the_discriminator_phases_images_after_its_step(tmp_path):
@@ -196,13 +205,13 @@ def test_run_folder_names_tell_hidden_sizes_and_loss_apart():
 
     assert name() == "dcgan-mnist-test-z100-b64-s25000"
     assert name(generator_hidden_dim=8, discriminator_hidden_dim=8) == \
-        "dcgan-mnist-test-z100-g8d8-b64-s25000"
+        "dcgan-mnist-test-z100-g8-d8-b64-s25000"
     assert name(generator_loss="saturating") == "dcgan-mnist-test-z100-saturating-b64-s25000"
     assert name(diff_augment="translation,cutout") == \
         "dcgan-mnist-test-z100-aug-translation-cutout-b64-s25000"
     assert name(arch="dcgan64") == "dcgan-dcgan64-mnist-test-z100-b64-s25000"
     assert name(arch="dcgan64", generator_hidden_dim=16) == \
-        "dcgan-dcgan64-mnist-test-z100-g16d64-b64-s25000"
+        "dcgan-dcgan64-mnist-test-z100-g16-b64-s25000"
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -271,7 +280,6 @@ def test_homework_command_logs_five_curves_samples_and_sample_works(tmp_path):
 
 
 @needs_inception
-@pytest.mark.extended  # ~12 s; in `make test-extended` to keep the suite under 10 minutes
 def test_eval_scores_a_dcgan_run_on_images_mapped_from_minus_one_one(tmp_path):
     run = tmp_path / "run"
     result = run_cli("train", "dcgan", "--dataset", "digits", "--run-dir", run, "--steps", "10",
@@ -328,11 +336,12 @@ def test_diff_augment_feeds_d_augmented_real_and_generated_images(monkeypatch):
 
     seen = []
     monkeypatch.setattr(dcgan, "diff_augment",
-                        lambda x, policy: seen.append((policy, x.shape)) or x.flip(3))
+                        lambda x, policy, shard: seen.append((policy, x.shape)) or x.flip(3))
     model = build(8, 8, latent=10, diff_augment="translation,cutout").train()
     x = torch.rand(6, 1, 32, 32) * 2 - 1
-    model.discriminator_losses(x)
-    model.generator_losses(x)
+    step = Step(0, WHOLE, model.draw_step(6, WHOLE, torch.device("cpu")))
+    model.discriminator_losses(x, step)
+    model.generator_losses(x, step)
     assert seen == [("translation,cutout", (6, 1, 32, 32))] * 3  # real, fake; fake again
     # Diagnostics and sampling never augment.
     model.discriminate(x)

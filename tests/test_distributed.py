@@ -17,8 +17,8 @@ import torch.multiprocessing as mp
 
 from conftest import REPO, run_cli
 from genlab.errors import GenlabError
-from genlab.train.checkpoint import latest_checkpoint
-from genlab.train.distributed import Processes
+from genlab.checkpoint import latest_checkpoint
+from genlab.distributed import Processes
 
 COMMON = ["--dataset", "digits", "--batch-size", "32", "--logging-steps", "2",
           "--saving-steps", "2", "--fid-samples", "0", "--seed", "3"]

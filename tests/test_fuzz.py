@@ -360,9 +360,112 @@ def test_corrupted_checkpoints_are_skipped_or_refused_in_one_sentence(trained_ru
         assert digest(previous) == kept  # the good checkpoint is never lost
 
 
+# --- damaged bytes in any file of a run folder ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scored_run(trained_run, tmp_path_factory) -> Path:
+    """The trained run with a scores record and a stale lock file: every kind of file a run
+    folder holds."""
+    from genlab.metrics.records import append_record
+
+    run = tmp_path_factory.mktemp("scored") / "run"
+    shutil.copytree(trained_run, run)
+    append_record(run / "checkpoints" / "step-00000002.pt",
+                  {"step": 2, "fid": 100.0, "metrics": ["fid"],
+                   "settings": {"protocol": "2 vs 2", "precision": "fp32"}})
+    (run / ".genlab-lock").write_text("12345\n")
+    return run
+
+
+@cases(60)
+@given(st.data(), st.sampled_from(["sample", "train", "report"]))
+def test_damaged_bytes_in_any_run_folder_file_work_or_stop_in_one_sentence(scored_run, data,
+                                                                            command):
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        shutil.copytree(scored_run, run)
+        files = sorted(p for p in run.rglob("*") if p.is_file() and p.suffix != ".png")
+        target = data.draw(st.sampled_from(files), label="file")
+        kind = data.draw(st.sampled_from(["truncate", "flip", "random", "empty", "zeros"]))
+        target.write_bytes(damage_bytes(target.read_bytes(), kind, data.draw(st.floats(0, 0.999)),
+                                        data.draw(st.binary(max_size=64))))
+        argv = {"sample": ["sample", run, "-o", Path(tmp) / "grid.png"],
+                "report": ["report", run, "-o", Path(tmp) / "report", "--no-interpolation"],
+                "train": ["train", "vae", "--dataset", "digits", "--latent-dim", "4", "--steps",
+                          "3", "--saving-steps", "1", "--val-images", "16", "--fid-samples", "0",
+                          "--run-dir", run]}[command]
+        genlab("run folders", *argv)
+
+
+# --- hostile config.json values -------------------------------------------------------------
+
+HOSTILE = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+                    st.lists(st.integers(-3, 3), max_size=3), st.dictionaries(st.text(max_size=3),
+                                                                              st.integers(), max_size=2))
+
+
+@cases(60)
+@given(st.data())
+def test_hostile_config_values_work_or_stop_in_one_sentence(trained_run, data):
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        shutil.copytree(trained_run, run)
+        config = json.loads((run / "config.json").read_text())
+        section = data.draw(st.sampled_from(["model_config", "data", "train", "eval", None]))
+        if section is None:
+            key = data.draw(st.sampled_from(["model", "image_shape", "model_config", "train"]))
+            config[key] = data.draw(HOSTILE)
+        else:
+            config[section][data.draw(st.sampled_from(sorted(config[section])))] = data.draw(HOSTILE)
+        (run / "config.json").write_text(json.dumps(config))
+        genlab("configs", "sample", run, "-o", Path(tmp) / "grid.png")
+
+
+# --- decompression bombs and huge images -------------------------------------------------------
+
+@cases(12)
+@given(st.integers(1, 30000), st.integers(1, 30000), st.sampled_from(["PNG", "GIF"]))
+def test_images_claiming_any_size_work_or_stop_in_one_sentence(width, height, kind):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        Image.new("1" if kind == "PNG" else "L", (width, height)).save(folder / f"x.{kind.lower()}")
+        Image.new("RGB", (40, 40)).save(folder / "ok.png")
+        genlab("image sizes", "prepare", folder, "-o", Path(tmp) / "x.h5", "--size", "16")
+
+
+# --- the server's uploads ---------------------------------------------------------------------
+
+@cases(40)
+@given(st.one_of(st.binary(max_size=2048),
+                 st.tuples(st.integers(1, 12000), st.integers(1, 12000),
+                           st.sampled_from(["PNG", "JPEG", "GIF", "BMP"]))),
+       st.sampled_from(["0", "all", "-1", "x", "9"]), st.text(max_size=6))
+def test_any_upload_gets_an_image_or_a_json_sentence(trained_run, upload, run_arg, seed):
+    from genlab.serve import create_app, load_runs
+
+    CASES["uploads"] += 1
+    if isinstance(upload, tuple):
+        width, height, kind = upload
+        buffer = io.BytesIO()
+        Image.new("1" if kind in ("PNG", "GIF") else "L", (width, height)).save(buffer, format=kind)
+        upload = buffer.getvalue()
+    client = create_app(load_runs([str(trained_run)], lambda message: None)).test_client()
+    response = client.post(f"/api/reconstruct?run={run_arg}&seed={seed}",
+                           data={"image": (io.BytesIO(upload), "x")})
+    if response.status_code == 200:
+        assert response.mimetype == "image/png"
+        RAN["uploads"] += 1
+    else:
+        assert response.status_code in (400, 413) and response.is_json, response.data[:200]
+        assert response.get_json()["error"]
+    CLEAN["uploads"] += 1
+
+
 def test_report_the_cases_tried():
-    """Last in the file: the figures README quotes."""
+    """Last in the file: the figures docs/reliability.md quotes."""
     total, clean = sum(CASES.values()), sum(CLEAN.values())
     print(f"\nbad-input cases tried: {total}, clean outcomes: {clean} ("
           + ", ".join(f"{k} {CLEAN[k]}/{CASES[k]} ({RAN[k]} ran)" for k in sorted(CASES)) + ")")
-    assert total >= 300 and clean == total
+    assert total >= 450 and clean == total

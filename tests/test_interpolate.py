@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from conftest import needs_inception, run_cli
-from genlab.viz.interpolate import path_positions, walk
+from genlab.models.walks import path_positions, walk
 
 
 def test_paths_are_straight_lines_with_extrapolation_beyond_both_ends():

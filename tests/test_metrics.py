@@ -207,9 +207,80 @@ def test_an_unwritable_cache_warns_and_the_score_goes_on(tmp_path, monkeypatch):
 
 def test_a_record_that_cannot_be_written_stops_with_the_score_in_the_sentence(tmp_path):
     from genlab.errors import GenlabError
-    from genlab.metrics.evaluate import append_record, metrics_path
+    from genlab.metrics.records import append_record, metrics_path
 
     checkpoint = tmp_path / "step-00000020.pt"
     metrics_path(checkpoint).mkdir()  # a folder where the JSONL file should be
-    with pytest.raises(GenlabError, match=r"cannot write .*step-00000020-metrics.jsonl .*FID 12.3400"):
+    with pytest.raises(GenlabError, match=r"cannot write .*step-00000020-metrics.jsonl .*fid 12.34, kid 0.01"):
         append_record(checkpoint, {"fid": 12.34, "kid": 0.01})
+
+
+# --- improved precision and recall ------------------------------------------------------------
+
+def brute_force_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3):
+    """Kynkaanniemi et al.'s definitions written out point by point, in float64."""
+    def radius(points, i):
+        distances = sorted(float(np.linalg.norm(points[i] - p)) for j, p in enumerate(points) if j != i)
+        return distances[k - 1]  # the k-th nearest other point
+
+    def covered(probe, manifold):
+        return any(np.linalg.norm(probe - m) <= radius(manifold, j) for j, m in enumerate(manifold))
+
+    precision = np.mean([covered(f, real) for f in fake])
+    recall = np.mean([covered(r, fake) for r in real])
+    return precision, recall
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_precision_recall_equal_a_brute_force_computation(seed, monkeypatch):
+    from genlab.metrics import precision_recall as pr
+
+    monkeypatch.setattr(pr, "ROWS", 7)  # several row blocks, so the batching is exercised
+    g = np.random.default_rng(seed)
+    real = g.normal(size=(40, 6))
+    fake = g.normal(loc=0.8, scale=0.7, size=(33, 6))  # narrower and shifted: recall < precision
+    expected = brute_force_precision_recall(real, fake)
+    got = pr.precision_recall(torch.from_numpy(real), torch.from_numpy(fake))
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert 0 < got[0] < 1 and 0 < got[1] < 1  # neither extreme: the comparison means something
+
+
+def test_precision_recall_extremes_and_the_registry_record():
+    from genlab.metrics import registry
+    from genlab.metrics.precision_recall import precision_recall
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(200, 16, generator=g)
+    assert precision_recall(real, real.clone()) == (1.0, 1.0)          # identical sets
+    assert precision_recall(real, real + 1000.0) == (0.0, 0.0)         # disjoint, far apart
+    values = registry.compute(("pr",), FeatureStats.of(real), FeatureStats.of(real + 1000.0))
+    assert values == {"precision": 0.0, "recall": 0.0}
+    record = {**values, "metrics": ["pr"]}
+    assert registry.describe(record) == "precision 0.000  recall 0.000"
+
+
+def test_kid_of_one_subset_reports_no_spread():
+    from genlab.metrics import registry
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(1000, 8, generator=g), torch.randn(1000, 8, generator=g) + 0.1
+    whole = registry.compute(("kid",), FeatureStats.of(a), FeatureStats.of(b))
+    assert whole["kid_subsets"] == 1 and "kid_std" not in whole  # every subset is the whole set
+    assert registry.describe({**whole, "metrics": ["kid"]}).endswith("(1 subset)")
+    larger = registry.compute(("kid",), FeatureStats.of(torch.cat([a, a + 0.01])), FeatureStats.of(b))
+    assert larger["kid_subsets"] == 100 and larger["kid_std"] > 0
+    assert "+-" in registry.describe({**larger, "metrics": ["kid"]})
+
+
+def test_metric_names_are_checked_and_old_records_still_read():
+    from genlab.errors import GenlabError
+    from genlab.metrics import registry
+
+    assert registry.parse_metrics("fid, pr") == ("fid", "pr")
+    assert registry.parse_metrics("all") == tuple(registry.METRICS)
+    for bad in ("fid,is", "", "fid,fid"):
+        with pytest.raises(GenlabError, match="--metrics"):
+            registry.parse_metrics(bad)
+    old = {"fid": 23.2, "kid": 0.0144, "kid_std": 0.0007, "step": 25000}  # before the registry
+    assert registry.metrics_of(old) == ["fid", "kid"]
+    assert registry.values_of(old) == {"fid": 23.2, "kid": 0.0144, "kid_std": 0.0007}

@@ -43,3 +43,27 @@ def test_report_names_a_folder_that_is_not_a_run(tmp_path):
     result = run_cli("report", tmp_path, "-o", tmp_path / "out")
     assert result.returncode == 2 and "is not a genlab run folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_runs_that_differ_only_in_their_seed_get_mean_std_and_n(runs, tmp_path):
+    import json
+    import shutil
+
+    from genlab.metrics.records import append_record
+    from genlab.viz.report import build_report
+
+    folders = []
+    for seed, fid in ((0, 30.0), (1, 34.0)):
+        folder = tmp_path / f"seed{seed}"
+        shutil.copytree(runs / "vae", folder)
+        config = json.loads((folder / "config.json").read_text())
+        config["train"]["seed"] = seed
+        (folder / "config.json").write_text(json.dumps(config))
+        append_record(folder / "checkpoints" / "step-00000020.pt",
+                      {"step": 20, "fid": fid, "metrics": ["fid"],
+                       "settings": {"protocol": "16 vs 16", "precision": "fp32"}})
+        folders.append(folder)
+    _, md = build_report(folders, tmp_path / "report", interpolation=False, log=lambda m: None)
+    text = md.read_text()
+    assert "### Over seeds (runs that differ only in --seed)" in text
+    assert "| seed0, seed1 | 0 1 | 32 +- 2.8 (n=2) |" in text

@@ -71,7 +71,7 @@ def test_the_slider_walks_from_one_end_to_the_other(client):
     end = png(client.get("/api/interpolate?run=0&seed=3&t=1"))
     scale = start.shape[0] // (32 + 4)                             # one row of 32 px tiles
 
-    def tile(grid, column):                                        # genlab.viz.grid's layout
+    def tile(grid, column):                                        # genlab.grid's layout
         left = (2 + column * 34) * scale
         return grid[2 * scale:34 * scale, left:left + 32 * scale]
 

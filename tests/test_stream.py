@@ -14,7 +14,7 @@ from conftest import run_cli
 from genlab.data.celeba import load_files_split, read_hdf5
 from genlab.data.stream import GIB, ChunkedBatches, HDF5Images, chunk_images
 from genlab.errors import DataError
-from genlab.train.checkpoint import latest_checkpoint
+from genlab.checkpoint import latest_checkpoint
 
 
 def numbered_h5(path, n: int = 50, layout: str = "nchw", size: int = 8):

@@ -66,7 +66,6 @@ def test_conflicting_flags_stop_before_any_run(tmp_path):
 
 
 @needs_inception
-@pytest.mark.extended  # ~25 s; in `make test-extended` to keep the suite under 10 minutes
 def test_the_table_has_each_runs_fid(tmp_path):
     out = tmp_path / "sweep"
     result = run_cli("sweep", "dcgan", "--dataset", "digits", "--steps", "4", "--seed", "0", "1",
@@ -78,3 +77,27 @@ def test_the_table_has_each_runs_fid(tmp_path):
     assert all(float(r["fid"]) > 0 and r["step"] == "4" for r in rows)
     assert rows[0]["fid"] != rows[1]["fid"]
     assert "16 generated vs 16 real images" in rows[0]["protocol"]
+
+
+def test_seeds_give_each_setting_its_mean_std_and_n(tmp_path):
+    from genlab.sweep import summarise, write_table
+
+    runs = combinations({"latent_dim": [3, 10], "seed": [0, 1, 2]})
+    fids = {(3, 0): 160.0, (3, 1): 170.0, (3, 2): 363.0, (10, 0): 40.0, (10, 1): 42.0}
+    rows = []
+    for run in runs:
+        key = (run.settings["latent_dim"], run.settings["seed"])
+        row = {"run": run.name, "latent-dim": str(key[0]), "seed": str(key[1])}
+        if key in fids:  # (10, 2) failed: no score
+            row.update(fid=f"{fids[key]:.4g}", _values={"fid": fids[key]})
+        rows.append(row)
+    summary = summarise(rows, runs)
+    assert [(r["latent-dim"], r["seeds"], r["fid"]) for r in summary] == [
+        ("3", "0 1 2", "231 +- 1.1e+02 (n=3)"), ("10", "0 1 2", "41 +- 1.4 (n=2)")]
+    mean, std, n = summary[0]["_fid"]
+    assert (mean, n) == (231.0, 3) and std == pytest.approx(114.42, abs=0.01)  # sample std (n - 1)
+    md, _ = write_table(rows, tmp_path, runs)
+    text = md.read_text()
+    assert "| latent-dim | seeds | fid |" in text and "231 +- 1.1e+02 (n=3)" in text
+    assert "| run | latent-dim | seed | fid |" in text  # each run's value too
+    assert (tmp_path / "summary.csv").is_file() and (tmp_path / "results.png").is_file()

@@ -17,13 +17,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from genlab.data import load_split
 from genlab.errors import GenlabError
 from genlab.fsutil import atomic_save, atomic_write_bytes
-from genlab.models.base import Phase
+from genlab.models.base import Phase, Update
 from genlab.models.dcgan import DCGAN
 from genlab.models.vae import VAE
 from genlab.run import build_model, new_config
-from genlab.train.checkpoint import (CheckpointError, checkpoint_path, latest_checkpoint,
+from genlab.checkpoint import (CheckpointError, checkpoint_path, latest_checkpoint,
                                      list_checkpoints, load_checkpoint)
-from genlab.train.distributed import SINGLE, Processes
+from genlab.distributed import SINGLE, Processes
 from genlab.train.logging import read_scalars
 from genlab.train.trainer import NonFiniteLossError, Trainer
 
@@ -66,6 +66,8 @@ def assert_same_state(a: dict, b: dict) -> None:
 
 @pytest.mark.parametrize("model", ["vae", "dcgan"])
 def test_stopped_and_resumed_run_ends_bit_for_bit_like_a_straight_one(tmp_path, model):
+    # (tests/test_contract.py resumes every registered model on a short run; this one crosses an
+    # epoch boundary and compares the logs too.)
     # 64-image batches over 1,500 digits: step 40 is past an epoch boundary (23.4 steps).
     # For the DCGAN this covers both networks, both optimisers and the BatchNorm statistics.
     make_trainer(tmp_path / "straight", 40, 20, model=model).fit()
@@ -101,13 +103,12 @@ class ExplodingVAE(VAE):
 
     calls = 0
 
-    def losses(self, x, generator=None):
-        out = super().losses(x, generator)
-        if generator is None:  # training, not validation
-            self.calls += 1
-            if self.calls == 13:
-                out["kl"] = out["kl"] * float("inf")
-                out["loss"] = out["rec"] + out["kl"]
+    def training_losses(self, x, step):
+        out = super().training_losses(x, step)
+        self.calls += 1
+        if self.calls == 13:
+            out["kl"] = out["kl"] * float("inf")
+            out["loss"] = out["rec"] + out["kl"]
         return out
 
 
@@ -116,8 +117,8 @@ class ExplodingDCGAN(DCGAN):
 
     calls = 0
 
-    def generator_losses(self, x):
-        out = super().generator_losses(x)
+    def generator_losses(self, x, step):
+        out = super().generator_losses(x, step)
         self.calls += 1
         if self.calls == 13:
             out["generator_loss"] = out["generator_loss"] * float("inf")
@@ -165,8 +166,8 @@ def test_nonfinite_skip_drops_that_update_counts_it_and_resumes_the_count(
 
 
 class AlwaysNaNVAE(VAE):
-    def losses(self, x, generator=None):
-        out = super().losses(x, generator)
+    def training_losses(self, x, step):
+        out = super().training_losses(x, step)
         out["loss"] = out["loss"] * float("nan")
         return out
 
@@ -323,15 +324,15 @@ class TwoPhaseVAE(VAE):
                 "dec": torch.optim.Adam(self.decoder.parameters(), lr=train.learning_rate)}
 
     def phases(self):
-        return [Phase("encoder", "enc", self._phase_loss("encoder"), minimise="encoder_loss"),
-                Phase("decoder", "dec", self._phase_loss("decoder"), minimise="decoder_loss")]
+        return [Phase("encoder", self._phase_loss("encoder"), (Update("enc", "encoder_loss"),)),
+                Phase("decoder", self._phase_loss("decoder"), (Update("dec", "decoder_loss"),))]
 
     def _phase_loss(self, name):
-        def loss(x):
+        def loss(x, step):
             self.trainable_during[name] = {
                 part: {p.requires_grad for p in getattr(self, part).parameters()}
                 for part in ("encoder", "decoder")}
-            return {f"{name}_loss": self.losses(x)["loss"]}
+            return {f"{name}_loss": self.training_losses(x, step)["loss"]}
         return loss
 
 

@@ -15,7 +15,7 @@ from genlab.data.transforms import convert_channels
 from genlab.data.mnist import FASHION_MNIST, MNIST, IDXDataset, find_split, load_idx_split, search_dirs
 from genlab.errors import DataError
 
-__all__ = ["DATASETS", "BatchStream", "ImageSet", "load_split", "check_data_dir"]
+__all__ = ["DATASETS", "BatchStream", "ImageSet", "load_split", "check_data_dir", "demo_dataset"]
 
 HOMEWORK_SIZE = 32  # the homework's transforms.Resize(32), the IDX sets' and digits' default
 
@@ -68,7 +68,8 @@ def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = 
         from genlab.data.celeba import load_files_split  # h5py: only when asked for
 
         images = load_files_split(cfg.data_path, split, cfg.image_size, cfg.crop, cfg.dataset,
-                                  log, memory_budget=cfg.memory_budget)
+                                  log, memory_budget=cfg.memory_budget,
+                                  h5_dataset=cfg.h5_dataset)
     else:
         if cfg.dataset not in DATASETS:
             raise DataError(f"unknown data set {cfg.dataset!r} for --dataset; choose one of "
@@ -85,3 +86,18 @@ def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = 
         else:  # streamed from disk: converted as it is read
             images.images = images.images.with_channels(cfg.channels)
     return images
+
+
+def demo_dataset(download: bool, log: Callable[[str], None]) -> tuple[str, str | None]:
+    """`genlab demo`'s data: MNIST where it is found or can be downloaded, else the digits
+    embedded in scikit-learn; (data set, what to tell the user about the choice or None)."""
+    from genlab.errors import DownloadError
+
+    try:
+        load_split(DataConfig(dataset="mnist", download=download), "train", log=log)
+        return "mnist", None
+    except DataError as exc:
+        why = exc.reason if isinstance(exc, DownloadError) else "downloads are off"
+        return "digits", (f"MNIST is neither here nor downloadable ({why}); the demo runs on the "
+                          "1,797 real 8x8 handwritten digits embedded in scikit-learn, resized to "
+                          "32x32 (`genlab datasets` shows where MNIST is looked for)")

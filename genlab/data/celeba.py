@@ -14,6 +14,7 @@ and resized to S x S.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -44,31 +45,108 @@ _READ_CHUNK = 4096  # images read from an HDF5 file at a time
 # tests/test_fuzz.py).
 _HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError)
 
-def _first_dataset(handle, path: Path):
+def _datasets(handle) -> dict:
     import h5py
 
-    found = []
-    handle.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset)
-                      and not found else None)
-    if not found:
+    found = {}
+    handle.visititems(lambda name, obj: found.__setitem__(name, obj)
+                      if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def _described(datasets: dict) -> str:
+    return ", ".join(f"'{name}' ({d.dtype}, {' x '.join(map(str, d.shape))})"
+                     for name, d in datasets.items()) or "none"
+
+
+def image_dataset(handle, path: Path, name: str | None = None):
+    """The dataset holding the images: `name` (--h5-dataset) when given, else the one called
+    'images', else the file's only 4-d uint8 dataset; anything else is refused naming them all."""
+    datasets = _datasets(handle)
+    if name is not None:
+        if name.strip("/") not in datasets:
+            raise DataError(f"{path} has no dataset {name!r} for --h5-dataset (it has: "
+                            f"{_described(datasets)})")
+        return datasets[name.strip("/")]
+    if HDF5_DATASET in datasets:
+        return datasets[HDF5_DATASET]
+    candidates = [d for d in datasets.values() if d.ndim == 4 and d.dtype == np.uint8]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not datasets:
         raise DataError(f"{path} holds no dataset; write the images as one uint8 dataset "
                         "(N x 3 x 64 x 64), e.g. with `genlab prepare`")
-    return found[0]
+    which = "several" if candidates else "no"
+    raise DataError(f"{path} has {which} 4-d uint8 datasets and none called "
+                    f"'{HDF5_DATASET}' ({_described(datasets)}); name the images with "
+                    "--h5-dataset")
+
+
+# CelebA's official partition (list_eval_partition.txt) by file number: 1-162,770 train,
+# 162,771-182,637 val, 182,638-202,599 test. A file with an `ids` dataset of CelebA file numbers
+# (the lab's layout) is split by it.
+CELEBA_IDS = "ids"
+CELEBA_SPLIT_ENDS = {"train": (1, 162_770), "val": (162_771, 182_637), "test": (182_638, 202_599)}
+
+
+CELEBA_WIDTH = 178  # the aligned faces' width, of which DEFAULT_CROP is kept
+
+
+def upload_crop_fraction(data) -> float | None:
+    """The share of a new image's shorter side to keep so it is cut as the run's training
+    images were: 148 / 178 for CelebA (an aligned folder, or an HDF5 file with CelebA ids, which
+    `genlab prepare` and the lab's file cut so), None (the whole shorter side) otherwise."""
+    path = Path(data.data_path).expanduser() if data.data_path else None
+    if path is None or not path.exists():
+        return None
+    if path.is_dir():
+        return folder_crop(path, data.crop) / CELEBA_WIDTH if is_aligned_celeba(path) else None
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            return DEFAULT_CROP / CELEBA_WIDTH if CELEBA_IDS in _datasets(handle) else None
+    except _HDF5_ERRORS:
+        return None
+
+
+def celeba_split_rows(handle, path: Path, n: int) -> dict[str, tuple[int, int]] | None:
+    """Rows [start, stop) of each CelebA split, for a file whose `ids` dataset holds one
+    increasing CelebA file number per image; None for a file without one."""
+    ids = _datasets(handle).get(CELEBA_IDS)
+    if ids is None:
+        return None
+    values = np.asarray(ids[()]) if ids.ndim == 1 and ids.shape[0] == n and ids.dtype.kind in "iu" \
+        else None
+    if values is None or (len(values) > 1 and not (np.diff(values) > 0).all()):
+        raise DataError(f"dataset '{CELEBA_IDS}' in {path} should hold one increasing CelebA file "
+                        f"number per image ({n}), not {ids.dtype} {ids.shape}; fix it or remove it "
+                        "(then the file has no splits)")
+    return {split: (int(np.searchsorted(values, first)), int(np.searchsorted(values, last, "right")))
+            for split, (first, last) in CELEBA_SPLIT_ENDS.items()}
+
+
+MIN_SIDE = 4  # the smallest images genlab's networks take
 
 
 def _layout(shape: tuple[int, ...], path: Path, name: str) -> str:
-    """'nchw' or 'nhwc' for an image dataset's shape, or a DataError naming the file."""
+    """'nchw' or 'nhwc' for an image dataset's shape (N x C x H x W when both would do), or a
+    DataError naming the file."""
     if len(shape) == 4 and shape[0] > 0:
-        if shape[1] in (1, 3) and shape[3] not in (1, 3):
-            return "nchw"
-        if shape[3] in (1, 3):
-            return "nhwc"
+        layout = "nchw" if shape[1] in (1, 3) else "nhwc" if shape[3] in (1, 3) else None
+        if layout is not None:
+            h, w = shape[2:] if layout == "nchw" else shape[1:3]
+            if min(h, w) >= MIN_SIDE:
+                return layout
+            raise DataError(f"dataset {name!r} in {path} holds {h}x{w} images (shape {shape}); "
+                            f"genlab's networks need at least {MIN_SIDE}x{MIN_SIDE}")
     raise DataError(f"dataset {name!r} in {path} has shape {shape}; expected images N x C x H x W "
                     "or N x H x W x C with C = 1 or 3")
 
 
-def open_hdf5(path: str | Path) -> HDF5Images:
-    """An HDF5 file's first dataset, checked to hold uint8 images, as images read on demand."""
+def open_hdf5(path: str | Path, dataset_name: str | None = None) -> HDF5Images:
+    """An HDF5 file's image dataset (see `image_dataset`), checked to hold uint8 images, as
+    images read on demand."""
     import h5py
 
     path = Path(path)
@@ -76,7 +154,7 @@ def open_hdf5(path: str | Path) -> HDF5Images:
         raise DataError(f"{path} does not exist; pass an HDF5 file of images or a folder")
     try:
         with h5py.File(path, "r") as handle:
-            dataset = _first_dataset(handle, path)
+            dataset = image_dataset(handle, path, dataset_name)
             name = dataset.name
             if dataset.dtype != np.uint8:
                 raise DataError(f"dataset {name!r} in {path} holds {dataset.dtype} values; "
@@ -91,13 +169,28 @@ def open_hdf5(path: str | Path) -> HDF5Images:
                         "write it again with `genlab prepare`") from None
 
 
-def read_hdf5(path: str | Path, log: Callable[[str], None] | None = None) -> torch.Tensor:
-    """The images of an HDF5 file's first dataset as one uint8 tensor (N, C, H, W)."""
+def hdf5_splits(path: Path, n: int) -> dict[str, tuple[int, int]] | None:
+    """The CelebA splits' rows of an HDF5 file (see `celeba_split_rows`), or None."""
     import h5py
 
-    on_disk = open_hdf5(path)
+    try:
+        with h5py.File(path, "r") as handle:
+            return celeba_split_rows(handle, path, n)
+    except _HDF5_ERRORS as exc:
+        raise DataError(f"{path} is not a readable HDF5 file ({exc}); check the file or "
+                        "write it again with `genlab prepare`") from None
+
+
+def read_hdf5(path: str | Path, log: Callable[[str], None] | None = None,
+              dataset_name: str | None = None, rows: tuple[int, int] | None = None) -> torch.Tensor:
+    """The images of an HDF5 file's image dataset (rows [start, stop) of it when given) as one
+    uint8 tensor (N, C, H, W)."""
+    import h5py
+
+    on_disk = open_hdf5(path, dataset_name)
     path, name, layout = on_disk.path, on_disk.dataset, on_disk.layout
-    n, c, h, w = on_disk.shape
+    first, stop = rows or (0, on_disk.shape[0])
+    n, (c, h, w) = stop - first, on_disk.shape[1:]
     try:
         with h5py.File(path, "r") as handle:
             dataset = handle[name]
@@ -105,11 +198,11 @@ def read_hdf5(path: str | Path, log: Callable[[str], None] | None = None) -> tor
                 log(f"reading {n} images of {c}x{h}x{w} from {path}")
             images = torch.empty((n, c, h, w), dtype=torch.uint8)
             # Chunk by chunk into the preallocated tensor: never two copies of the data set.
-            for start in range(0, n, _READ_CHUNK):
-                chunk = torch.from_numpy(dataset[start:start + _READ_CHUNK])
+            for start in range(first, stop, _READ_CHUNK):
+                chunk = torch.from_numpy(dataset[start:min(stop, start + _READ_CHUNK)])
                 if layout == "nhwc":
                     chunk = chunk.permute(0, 3, 1, 2)  # (n, H, W, C) -> (n, C, H, W)
-                images[start:start + len(chunk)] = chunk
+                images[start - first:start - first + len(chunk)] = chunk
             return images
     except _HDF5_ERRORS as exc:
         raise DataError(f"{path} is not a readable HDF5 file ({exc}); check the file or "
@@ -208,6 +301,50 @@ def square_rgb(rgb: Image.Image, size: int, crop: int | None) -> np.ndarray:
     return np.asarray(square.resize((size, size), Image.BILINEAR)).transpose(2, 0, 1)
 
 
+def files_as_images(files: list[str | Path], image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Image files -> uint8 (N, C, H, W) at a run's image shape, each centre-cropped to a square."""
+    from genlab.data.transforms import convert_channels
+
+    c, h, _ = image_shape
+    return convert_channels(torch.from_numpy(np.stack([crop_and_resize(Path(f), h, None)
+                                                       for f in files])), c)
+
+
+def prepare_hdf5(source: Path, output: Path, size: int, crop: int | None, split: str | None,
+                 overwrite: bool, log: Callable[[str], None]) -> int:
+    """`genlab prepare`: every image of a folder (an aligned CelebA's, or `split`'s) centre-cropped,
+    resized to size x size and written as one uint8 HDF5 dataset 'images'; the image count."""
+    from tqdm import tqdm
+
+    source, output = Path(source), Path(output)
+    if output.suffix.lower() not in (".h5", ".hdf5"):
+        raise DataError(f"-o {output} should end in .h5 or .hdf5")
+    if output.exists() and not overwrite:
+        raise DataError(f"{output} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise DataError(f"the folder of -o {output} does not exist; create it first")
+    crop = folder_crop(source, crop)
+    files = folder_files(source, split)
+    what = "images"
+    if is_aligned_celeba(source):
+        what = f"aligned CelebA, split {split}" if split else "aligned CelebA"
+    log(f"preparing {len(files)} {what} from {source}: centre crop "
+        f"{crop if crop else 'to the shorter side'}, resized to {size}x{size}")
+    bar = tqdm(total=len(files), unit="img", file=sys.stderr, desc="prepare",
+               mininterval=0.5 if sys.stderr.isatty() else 30.0)
+
+    def counted():
+        for batch in folder_batches(files, size, crop):
+            bar.update(len(batch))
+            yield batch
+
+    try:
+        write_hdf5(output, counted(), len(files), (3, size, size))
+    finally:
+        bar.close()
+    return len(files)
+
+
 def folder_batches(files: list[Path], size: int, crop: int | None,
                    batch_size: int = 256) -> Iterator[torch.Tensor]:
     """uint8 (n, 3, size, size) batches of `files`, cropped and resized."""
@@ -224,12 +361,14 @@ def has_splits(path: str | Path) -> bool:
 
 def load_files_split(path: str | Path, split: str, image_size: int | None, crop: int | None,
                      name: str, log: Callable[[str], None] | None = None,
-                     memory_budget: float | None = None) -> ImageSet:
+                     memory_budget: float | None = None,
+                     h5_dataset: str | None = None) -> ImageSet:
     """One split of an HDF5 file or image folder as an in-memory ImageSet; an HDF5 file whose
-    images (at --image-size) exceed `memory_budget` GiB stays on disk, read on demand.
+    images exceed `memory_budget` GiB (as read, and as resized) stays on disk, read on demand.
 
-    An aligned CelebA folder with its partition file has the splits train, val and test; any
-    other source has one, "all", returned whatever split is asked for.
+    An aligned CelebA folder with its partition file, and an HDF5 file with an `ids` dataset of
+    CelebA file numbers, have the splits train, val and test; any other source has one, "all",
+    returned whatever split is asked for.
     """
     path = Path(path).expanduser()
     if path.is_dir():
@@ -243,27 +382,41 @@ def load_files_split(path: str | Path, split: str, image_size: int | None, crop:
                 "HDF5 file that loads faster")
         images = torch.cat(list(folder_batches(files, size, crop)))
     elif path.is_file():
-        split_used = NO_SPLITS
-        on_disk = open_hdf5(path)
+        on_disk = open_hdf5(path, h5_dataset)
         if image_size and on_disk.shape[2] != on_disk.shape[3]:
             raise DataError(f"{path} holds {on_disk.shape[2]}x{on_disk.shape[3]} images; "
                             "--image-size makes square images from square ones only")
-        on_disk = HDF5Images(path, on_disk.dataset, on_disk.layout, on_disk.shape, image_size)
-        if memory_budget is not None and on_disk.nbytes > memory_budget * GIB:
+        splits = hdf5_splits(path, len(on_disk))
+        split_used = NO_SPLITS if splits is None else split
+        if splits is not None:
+            if split not in splits:
+                raise DataError(f"{path} has the CelebA splits {', '.join(splits)}, not "
+                                f"{split!r}; choose one with --train-split/--val-split")
+            on_disk = on_disk.split(splits[split])
+            if not len(on_disk):
+                raise DataError(f"{path} holds no images of CelebA's {split} split; choose "
+                                "another with --train-split/--val-split")
+        stored_bytes = on_disk.nbytes
+        on_disk = on_disk.resized(image_size)
+        if memory_budget is not None and max(stored_bytes, on_disk.nbytes) > memory_budget * GIB:
             if log:
-                log(f"{path}: {len(on_disk)} images of {tuple(on_disk.shape[1:])} are "
-                    f"{on_disk.nbytes / GIB:.1f} GiB, over --memory-budget {memory_budget:g}; "
-                    "streaming them from disk in chunks")
-            where = f"{path}, which has no splits, streamed from disk"
+                log(f"{path}: {len(on_disk)} images of {tuple(on_disk.shape[1:])} need "
+                    f"{max(stored_bytes, on_disk.nbytes) / GIB:.1f} GiB, over --memory-budget "
+                    f"{memory_budget:g}; streaming them from disk in chunks")
+            where = f"{path}, {_split_words(split_used)}, streamed from disk"
             return ImageSet(images=on_disk, labels=None, dataset=name, split=split_used,
                             source=where)
-        images = read_hdf5(path, log)
+        images = read_hdf5(path, log, h5_dataset, on_disk.rows)
         if image_size:
-            if images.shape[2] != images.shape[3]:
-                raise DataError(f"{path} holds {images.shape[2]}x{images.shape[3]} images; "
-                                "--image-size makes square images from square ones only")
             images = resize_uint8(images, image_size)
+    elif path.exists():
+        raise DataError(f"--data {path} is neither a regular file nor a folder; pass an HDF5 "
+                        "file of images or a folder")
     else:
         raise DataError(f"--data {path} does not exist; pass an HDF5 file of images or a folder")
     where = str(path) if split_used != NO_SPLITS else f"{path}, which has no splits"
     return ImageSet(images=images, labels=None, dataset=name, split=split_used, source=where)
+
+
+def _split_words(split: str) -> str:
+    return "which has no splits" if split == NO_SPLITS else f"its {split} split"

@@ -3,6 +3,7 @@ uint8 (N, C, H, W) batches. Used by `genlab fid` to score any generator's output
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -23,13 +24,42 @@ def image_files(folder: Path) -> list[Path]:
                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+# Pixels an image file may have: decoding is bounded before it starts (an 8000 x 8000 RGB image
+# decodes to 192 MB; a 389 KB PNG can claim 20000 x 20000, 1.2 GB).
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def open_image(source, name: str, max_pixels: int = MAX_IMAGE_PIXELS,
+               unreadable: str | None = None) -> Image.Image:
+    """An image file (a path or a binary file object) opened without decoding its pixels, its size
+    checked against max_pixels; DataError naming it otherwise (`unreadable`: the sentence for a
+    file that is no image)."""
+    try:
+        with warnings.catch_warnings():  # PIL's own bomb warning: the size check below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source)
+    except Image.DecompressionBombError:
+        raise DataError(f"{name} claims far more pixels than genlab decodes ({max_pixels:,} at "
+                        "most); resize it first") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(unreadable or f"{name} is not a readable image ({exc}); remove it or "
+                        "replace it") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise DataError(f"{name} is {width} x {height} pixels, over the {max_pixels:,} genlab "
+                        "decodes; resize it first")
+    return image
+
+
 def open_rgb(path: Path) -> Image.Image:
     """The image as RGB; grey images get their value in all three channels, alpha is dropped."""
-    try:
-        with Image.open(path) as image:
+    with open_image(path, str(path)) as image:
+        try:
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable image ({exc}); remove it or replace it") from None
+        except (OSError, ValueError) as exc:  # truncated or damaged pixel data
+            raise DataError(f"{path} is not a readable image ({exc}); remove it or replace "
+                            "it") from None
 
 
 def _read_rgb(path: Path) -> np.ndarray:

@@ -30,7 +30,7 @@ class ImageSet:
         return ImageSet(self.images.to(device), labels, self.dataset, self.split, self.source)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
+def epoch_seed(seed: int, epoch: int) -> int:
     # A distinct, reproducible permutation per epoch, whatever the order epochs are reached in.
     return (seed * 1_000_003 + epoch * 7919 + 12345) % (2**63)
 
@@ -55,7 +55,7 @@ class BatchStream:
 
     def _epoch_order(self) -> torch.Tensor:
         if self._order is None:
-            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
+            generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
             self._order = torch.randperm(self.size, generator=generator).to(self.device)
         return self._order
 

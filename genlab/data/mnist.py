@@ -16,6 +16,7 @@ from genlab.data.idx import read_idx_pair
 from genlab.data.memory import ImageSet
 from genlab.data.transforms import resize_uint8
 from genlab.errors import DataError, DownloadError
+from genlab.fsutil import user_cache_dir
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,6 @@ FASHION_MNIST = IDXDataset(
              "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
     system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),  # Debian's dataset-fashion-mnist
 )
-
-
-def user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "genlab"
 
 
 def search_dirs(spec: IDXDataset, data_dir: str | None) -> list[Path]:

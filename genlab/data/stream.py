@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.data.memory import _epoch_seed
+from genlab.data.memory import epoch_seed
 from genlab.data.transforms import convert_channels, resize_uint8
 from genlab.errors import DataError
 
@@ -30,13 +30,26 @@ class HDF5Images:
     applied to what is read, so it stands in for the in-memory tensor of an ImageSet."""
 
     def __init__(self, path: Path, dataset: str, layout: str, stored_shape: tuple[int, ...],
-                 size: int | None = None, channels: int | None = None):
+                 size: int | None = None, channels: int | None = None,
+                 rows: tuple[int, int] | None = None):
         self.path, self.dataset, self.layout = Path(path), dataset, layout
         n, c, h, w = stored_shape
         self._stored = (n, c, h, w)
         self.size, self.channels = size, channels
-        self.shape = torch.Size((n, channels or c, size or h, size or w))
+        # The dataset's rows [start, stop) that these images are (one split of the file).
+        self.rows = rows or (0, n)
+        self.shape = torch.Size((self.rows[1] - self.rows[0], channels or c, size or h, size or w))
         self.dtype = torch.uint8
+
+    def resized(self, size: int | None) -> "HDF5Images":
+        return HDF5Images(self.path, self.dataset, self.layout, self._stored, size, self.channels,
+                          self.rows)
+
+    def split(self, rows: tuple[int, int]) -> "HDF5Images":
+        """Rows [start, stop) of these images (offsets into them)."""
+        first = self.rows[0]
+        return HDF5Images(self.path, self.dataset, self.layout, self._stored, self.size,
+                          self.channels, (first + rows[0], first + rows[1]))
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -46,7 +59,8 @@ class HDF5Images:
         return int(np.prod(self.shape))
 
     def with_channels(self, channels: int) -> "HDF5Images":
-        return HDF5Images(self.path, self.dataset, self.layout, self._stored, self.size, channels)
+        return HDF5Images(self.path, self.dataset, self.layout, self._stored, self.size, channels,
+                          self.rows)
 
     def to(self, device) -> "HDF5Images":
         return self  # stays on disk; what is read is moved by whoever reads it
@@ -74,15 +88,16 @@ class HDF5Images:
                             "with `genlab prepare`") from None
 
     def __getitem__(self, key) -> torch.Tensor:
+        first = self.rows[0]
         if isinstance(key, slice):
             start, stop, step = key.indices(len(self))
             if step != 1:
                 raise ValueError("HDF5Images reads contiguous ranges only")
-            return self._transform(self._read(slice(start, max(start, stop))))
+            return self._transform(self._read(slice(first + start, first + max(start, stop))))
         indices = torch.as_tensor(key).cpu().long()
         # h5py reads a list of increasing, distinct indices: read those, then put them in order.
         unique, inverse = torch.unique(indices, sorted=True, return_inverse=True)
-        return self._transform(self._read(unique.tolist()))[inverse]
+        return self._transform(self._read((unique + first).tolist()))[inverse]
 
 
 def chunk_images(images: HDF5Images, memory_budget_gib: float) -> int:
@@ -118,7 +133,7 @@ class ChunkedBatches:
 
     def _chunk_order(self, epoch: int) -> list[int]:
         if epoch not in self._orders:
-            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+            generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
             self._orders = {epoch: torch.randperm(self.num_chunks, generator=generator).tolist(),
                             **{e: o for e, o in self._orders.items() if e == epoch - 1}}
         return self._orders[epoch]
@@ -140,7 +155,7 @@ class ChunkedBatches:
         c = self._chunk_order(epoch)[k]
         start = c * self.chunk
         images = self.images[start:start + self._chunk_length(c)]
-        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch) + 1 + c)
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch) + 1 + c)
         return images[torch.randperm(len(images), generator=generator)].to(self.device)
 
     def _following(self, key: tuple[int, int]) -> tuple[int, int]:

@@ -17,9 +17,8 @@ from typing import Callable
 
 import torch
 
-from genlab.data.mnist import user_cache_dir
 from genlab.errors import GenlabError
-from genlab.fsutil import atomic_save
+from genlab.fsutil import atomic_save, user_cache_dir
 
 CACHE_ENV = "GENLAB_FID_CACHE"
 

@@ -1,20 +1,17 @@
-"""The homework's FID/KID protocol for a trained run, and FID/KID between any two image sets.
+"""The homework's FID protocol for a trained run (FID, KID, precision/recall: genlab.metrics.registry),
+and the same metrics between any two image sets.
 
 Protocol (the homework's): N images generated from N(0, I) latents (seeded) against N real images
 from the run's training split (a seeded random choice), N = 3000 by default; both sides are uint8
 images (the generated ones rounded as a PNG would be) through the same preprocessing. The real
 side's features are cached (genlab.metrics.cache). Every score is appended, with its settings, as a
 JSON line to `checkpoints/step-XXXXXXXX-metrics.jsonl` beside the checkpoint it measured, and
-logged to TensorBoard as `metrics/fid` and `metrics/kid` at that step.
+logged to TensorBoard as `metrics/<name>` at that step (genlab.metrics.records).
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import hashlib
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,12 +23,12 @@ from genlab import __version__
 from genlab.config import DataConfig, EvalConfig, RunConfig
 from genlab.data.transforms import to_uint8, to_unit_range
 from genlab.errors import GenlabError
-from genlab.metrics import cache, kid
-from genlab.metrics.fid import fid
+from genlab.metrics import cache, registry
+from genlab.metrics.records import append_record, log_tensorboard, read_records, utc_now
 from genlab.metrics.inception import NUM_FEATURES, InceptionFeatures, check_precision, find_weights, verify_weights
 from genlab.metrics.stats import FULL_RANK_SAMPLES, FeatureStats
 from genlab.models.base import evaluating
-from genlab.train.distributed import SINGLE, Processes, gather_to_main
+from genlab.distributed import SINGLE, Processes, gather_to_main
 
 REFERENCE_SEED = 0       # which real images are chosen: randperm(seed 0)[:N]
 GENERATE_BATCH = 250
@@ -40,6 +37,7 @@ Log = Callable[[str], None]
 
 def check_ready(eval_cfg: EvalConfig, device: torch.device) -> None:
     """Fail now, not after hours of training, when FID could not be computed at the end."""
+    registry.parse_metrics(eval_cfg.metrics)
     if eval_cfg.fid_samples:
         check_precision(eval_cfg.fid_precision, device)
         verify_weights(find_weights(eval_cfg.inception_weights))
@@ -117,6 +115,15 @@ def generated_stats(extractor: InceptionFeatures, model, n: int, seed: int, devi
     return FeatureStats.of(torch.cat([shares[i % world][i // world] for i in range(batches)]))
 
 
+def check_reference_count(data: DataConfig, split: str, n: int) -> None:
+    from genlab.data import load_split
+
+    available = len(load_split(data, split).images)
+    if n > available:
+        raise GenlabError(f"--fid-samples {n} is more than the {available} images of "
+                          f"{data.dataset}/{split}; use at most {available}")
+
+
 def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFeatures,
                     log: Log, warn: Log) -> tuple[FeatureStats, dict]:
     """Features of n real images of `split` (cached), and what defines them."""
@@ -145,63 +152,13 @@ def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFe
     return FeatureStats.of(features), reference
 
 
-def scores(real: FeatureStats, fake: FeatureStats, warn: Log) -> dict:
+def scores(real: FeatureStats, fake: FeatureStats, names: tuple[str, ...], warn: Log) -> dict:
+    """The named values of the metrics `names` (and which they are), generated against real."""
     n = min(real.count, fake.count)
-    if n < FULL_RANK_SAMPLES:
+    if n < FULL_RANK_SAMPLES and "fid" in names:
         warn(f"FID from {n} samples (fewer than the {FULL_RANK_SAMPLES} feature dimensions) is "
              "biased upwards: compare it only with FIDs from the same sample counts")
-    kid_mean, kid_std = kid.kid(real.features, fake.features)
-    return {"fid": fid(real, fake), "kid": kid_mean, "kid_std": kid_std,
-            "kid_subsets": kid.SUBSETS,
-            "kid_subset_size": kid.effective_subset_size(real.count, fake.count)}
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# --- records beside the checkpoint ------------------------------------------------------------
-
-def metrics_path(checkpoint: Path) -> Path:
-    return checkpoint.with_name(f"{checkpoint.stem}-metrics.jsonl")
-
-
-def read_records(checkpoint: Path) -> list[dict]:
-    """The scores stored for a checkpoint; a torn last line (a killed process) is skipped."""
-    path = metrics_path(checkpoint)
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                records.append(json.loads(line))
-    return records
-
-
-def append_record(checkpoint: Path, record: dict) -> Path:
-    path = metrics_path(checkpoint)
-    try:
-        with open(path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        shown = {"fid": "FID {:.4f}", "kid": "KID {:.6f}"}  # others (latent paths): name {:.6g}
-        values = ", ".join(shown.get(k, k + " {:.6g}").format(v) for k, v in record.items()
-                           if isinstance(v, float) and k != "seconds")
-        raise GenlabError(f"cannot write {path} ({exc.strerror}); the scores were {values}; "
-                          "make the run folder writable and run the command again") from None
-    return path
-
-
-def log_tensorboard(run_dir: Path, step: int, record: dict) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(run_dir), filename_suffix=".metrics")
-    try:
-        writer.add_scalar("metrics/fid", record["fid"], step)
-        writer.add_scalar("metrics/kid", record["kid"], step)
-    finally:
-        writer.close()
+    return {**registry.compute(names, real, fake), "metrics": list(names)}
 
 
 def run_settings(config: RunConfig, eval_cfg: EvalConfig, seed: int) -> dict:
@@ -215,11 +172,14 @@ def run_settings(config: RunConfig, eval_cfg: EvalConfig, seed: int) -> dict:
 
 
 def find_record(checkpoint: Path, config: RunConfig, eval_cfg: EvalConfig, seed: int) -> dict | None:
-    """A stored score of this checkpoint under the same settings, if any."""
+    """A stored score of this checkpoint under the same settings, with every metric asked for,
+    if any."""
     wanted = run_settings(config, eval_cfg, seed)
+    names = set(registry.parse_metrics(eval_cfg.metrics))
     for record in reversed(read_records(checkpoint)):
         settings = record.get("settings", {})
-        if all(settings.get(k) == v for k, v in wanted.items()):
+        if (all(settings.get(k) == v for k, v in wanted.items())
+                and names <= set(registry.metrics_of(record))):
             return record
     return None
 
@@ -230,10 +190,12 @@ def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg
     """FID and KID of a run's model under the protocol; stored beside `checkpoint` and logged.
     With several processes, all generate and extract; rank 0 scores (the others get None)."""
     started = time.perf_counter()
+    names = registry.parse_metrics(eval_cfg.metrics)
     n = eval_cfg.fid_samples
     if n < 2:
         raise GenlabError(f"--fid-samples {n} is too few; FID and KID need at least 2 images "
                           "(the homework's protocol uses 3000)")
+    check_reference_count(config.data, config.data.train_split, n)  # before any generating
     extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision)
     log(f"FID: computing the features of {n} generated images")
     fake = generated_stats(extractor, model, n, seed, device, processes)
@@ -242,25 +204,26 @@ def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg
     real, reference = reference_stats(config.data, config.data.train_split, n, extractor, log, warn)
     record = {
         "step": step, "checkpoint": checkpoint.name, "model": config.model,
-        **scores(real, fake, warn),
+        **scores(real, fake, names, warn),
         "settings": {**run_settings(config, eval_cfg, seed), "reference": reference,
                      **extractor.settings, "device": str(device), "genlab_version": __version__},
-        "time": _now(), "seconds": round(time.perf_counter() - started, 1),
+        "time": utc_now(), "seconds": round(time.perf_counter() - started, 1),
     }
     append_record(checkpoint, record)
-    log_tensorboard(checkpoint.parent.parent, step, record)
+    log_tensorboard(checkpoint.parent.parent, step, registry.values_of(record))
     return record
 
 
-def compare_sources(source_a, source_b, extractor: InceptionFeatures, warn: Log) -> dict:
-    """FID and KID between two genlab.data.folder.ImageSource (A is KID's 'real' side)."""
+def compare_sources(source_a, source_b, extractor: InceptionFeatures, names: tuple[str, ...],
+                    warn: Log) -> dict:
+    """The metrics `names` between two genlab.data.folder.ImageSource (A is the 'real' side)."""
     started = time.perf_counter()
     stats = [extract(extractor, src.batches(extractor.batch_size), len(src), name)
              for src, name in ((source_a, "A"), (source_b, "B"))]
-    return {**scores(stats[0], stats[1], warn),
+    return {**scores(stats[0], stats[1], names, warn),
             "settings": {"protocol": f"{stats[0].count} images of A vs {stats[1].count} of B",
                          "a": str(source_a.path), "b": str(source_b.path),
                          "a_samples": stats[0].count, "b_samples": stats[1].count,
                          **extractor.settings, "device": str(extractor.device),
                          "genlab_version": __version__},
-            "time": _now(), "seconds": round(time.perf_counter() - started, 1)}
+            "time": utc_now(), "seconds": round(time.perf_counter() - started, 1)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from genlab.metrics.registry import Values, register
 from genlab.metrics.stats import FeatureStats
 
 
@@ -49,3 +50,8 @@ def frechet_distance(mu_1: torch.Tensor, sigma_1: torch.Tensor,
 
 def fid(stats_1: FeatureStats, stats_2: FeatureStats) -> float:
     return frechet_distance(stats_1.mean, stats_1.covariance, stats_2.mean, stats_2.covariance)
+
+
+@register("fid", keys=("fid",), describe=lambda values: f"FID {values['fid']:.2f}")
+def fid_metric(real: FeatureStats, generated: FeatureStats) -> Values:
+    return {"fid": fid(real, generated)}

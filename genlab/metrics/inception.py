@@ -45,7 +45,7 @@ PREPROCESSING = (f"uint8 -> [0,1], grey x3, bilinear {INPUT_SIZE}x{INPUT_SIZE} "
                  f"align_corners=False, -> [{INPUT_RANGE[0]}, {INPUT_RANGE[1]}]")
 
 
-def _packaged_weights() -> Path | None:
+def packaged_weights() -> Path | None:
     """The file inside the installed package, found without importing the package."""
     try:
         spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
@@ -66,7 +66,7 @@ def find_weights(explicit: str | os.PathLike | None = None) -> Path:
             if not Path(path).is_file():
                 raise GenlabError(f"{source} {path} is not a file; {HOW_TO_GET}")
             return Path(path)
-    found = _packaged_weights()
+    found = packaged_weights()
     if found is None:
         raise GenlabError(f"the FID Inception weights are not installed; {HOW_TO_GET}")
     return found

@@ -3,11 +3,17 @@ estimate of the squared MMD between two feature sets under the polynomial kernel
 k(x, y) = (x . y / d + 1)^3, averaged over random subsets, as torch-fidelity, clean-fid and
 torchmetrics compute it (mean and population standard deviation over `subsets` draws of
 `subset_size` features from each side). Unlike FID it is unbiased at small sample counts.
+
+When both sets are no larger than the subset size, every "subset" is a whole set (permuted): the
+subsets are one, and there is no spread to report, so the record says 1 subset and no std.
 """
 
 from __future__ import annotations
 
 import torch
+
+from genlab.metrics.registry import Values, register
+from genlab.metrics.stats import FeatureStats
 
 SUBSETS = 100
 SUBSET_SIZE = 1000
@@ -53,3 +59,26 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = SUBSETS,
         scores.append(mmd2_unbiased(real_subset, fake_subset))
     values = torch.stack(scores)
     return float(values.mean()), float(values.std(unbiased=False))
+
+
+def distinct_subsets(num_real: int, num_fake: int, subsets: int = SUBSETS,
+                     subset_size: int = SUBSET_SIZE) -> int:
+    """How many different subsets the estimate averages: 1 when each subset is a whole set."""
+    size = effective_subset_size(num_real, num_fake, subset_size)
+    return 1 if size >= max(num_real, num_fake) else subsets
+
+
+def _describe(values: Values) -> str:
+    if values.get("kid_subsets", SUBSETS) > 1 and "kid_std" in values:
+        return f"KID {values['kid']:.4f} +- {values['kid_std']:.4f}"
+    return f"KID {values['kid']:.4f} (1 subset)"
+
+
+@register("kid", keys=("kid", "kid_std", "kid_subsets", "kid_subset_size"), describe=_describe)
+def kid_metric(real: FeatureStats, generated: FeatureStats) -> Values:
+    mean, std = kid(real.features, generated.features)
+    values = {"kid": mean, "kid_subsets": float(distinct_subsets(real.count, generated.count)),
+              "kid_subset_size": float(effective_subset_size(real.count, generated.count))}
+    if values["kid_subsets"] > 1:
+        values["kid_std"] = std
+    return values

@@ -27,11 +27,12 @@ from genlab import __version__
 from genlab.config import EvalConfig, RunConfig
 from genlab.data.transforms import to_uint8
 from genlab.errors import GenlabError
-from genlab.metrics.evaluate import _now, append_record, reference_stats, scores
+from genlab.metrics.evaluate import reference_stats, scores
+from genlab.metrics.records import append_record, utc_now
 from genlab.metrics.inception import InceptionFeatures
 from genlab.metrics.stats import FeatureStats
 from genlab.models.base import evaluating
-from genlab.viz import interpolate as walks
+from genlab.models import walks
 
 Log = Callable[[str], None]
 METRIC = "latent_paths"
@@ -46,18 +47,19 @@ def path_distances(features: torch.Tensor) -> tuple[float, float]:
     return steps.mean().item(), ratio.mean().item()
 
 
-def _endpoints(model, n: int, source: str, config: RunConfig, generator: torch.Generator):
-    if source == "prior":
-        return walks.prior_endpoints(model, n, generator)
-    from genlab.data import load_split
+def check_scoring(steps: int, paths: int, midpoints: int, eval_cfg: EvalConfig,
+                  device: torch.device) -> None:
+    """Everything `--score` needs, checked before anything is decoded or written."""
+    from genlab.metrics.evaluate import check_ready
 
-    images = load_split(config.data, config.data.train_split).images
-    if len(images) < 2 * n:
-        raise GenlabError(f"{n} paths from data need {2 * n} images but "
-                          f"{config.data.dataset}/{config.data.train_split} has {len(images)}; "
-                          "use fewer --midpoints")
-    chosen = torch.randperm(len(images), generator=generator)[:2 * n]
-    return walks.encoded_endpoints(model, images[chosen])
+    check_path_settings(steps, paths, midpoints)
+    check_ready(eval_cfg, device)
+
+
+def describe(record: dict) -> str:
+    return (f"smoothness {record['smoothness']:.3f} (mean Inception-feature distance between "
+            f"consecutive frames), path-length ratio {record['path_length_ratio']:.3f}, "
+            f"midpoint FID {record['midpoint_fid']:.2f} ({record['settings']['protocol']})")
 
 
 def check_path_settings(steps: int, paths: int, midpoints: int) -> None:
@@ -78,7 +80,12 @@ def evaluate_latent_paths(config: RunConfig, model, step: int, checkpoint: Path,
     extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision)
     generator = torch.Generator().manual_seed(seed)
     with evaluating(model):
-        z1, z2 = _endpoints(model, midpoints, source, config, generator)
+        data = None
+        if source == "data":
+            from genlab.data import load_split
+
+            data = load_split(config.data, config.data.train_split).images
+        z1, z2 = walks.endpoints(model, midpoints, generator, source, data)
         # The first `paths` paths are decoded whole; the rest only at their midpoint.
         full = walks.walk(z1[:paths], z2[:paths], steps)             # (paths, F, D)
         frames = to_uint8(walks.decode_paths(model, full))            # (paths * F, C, H, W)
@@ -89,7 +96,7 @@ def evaluate_latent_paths(config: RunConfig, model, step: int, checkpoint: Path,
     smoothness, ratio = path_distances(frame_features)
     real, reference = reference_stats(config.data, config.data.train_split, midpoints, extractor,
                                       log, warn)
-    middle_scores = scores(real, FeatureStats.of(extractor(middle)), warn)
+    middle_scores = scores(real, FeatureStats.of(extractor(middle)), ("fid", "kid"), warn)
     record = {
         "metric": METRIC, "step": step, "checkpoint": checkpoint.name, "model": config.model,
         "smoothness": smoothness, "path_length_ratio": ratio,
@@ -100,7 +107,7 @@ def evaluate_latent_paths(config: RunConfig, model, step: int, checkpoint: Path,
                      "paths": paths, "frames": steps + 1, "midpoints": midpoints,
                      "ends": source, "seed": seed, "reference": reference,
                      **extractor.settings, "device": str(device), "genlab_version": __version__},
-        "time": _now(), "seconds": round(time.perf_counter() - started, 1),
+        "time": utc_now(), "seconds": round(time.perf_counter() - started, 1),
     }
     append_record(checkpoint, record)
     return record

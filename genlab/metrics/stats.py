@@ -60,3 +60,12 @@ class FeatureStats:
     def _need(self, n: int) -> None:
         if self.count < n:
             raise ValueError(f"feature statistics need at least {n} samples, have {self.count}")
+
+
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (n - 1; nan for one value) of scores over
+    seeds."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, float("nan")
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5

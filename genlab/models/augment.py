@@ -19,18 +19,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from genlab.models.noise import per_sample
+from genlab.models.noise import WHOLE, Shard
 
 TRANSLATION_RATIO = 1 / 8
 CUTOUT_RATIO = 1 / 2
 
 
-def translate(x: torch.Tensor, ratio: float = TRANSLATION_RATIO) -> torch.Tensor:
+def translate(x: torch.Tensor, ratio: float = TRANSLATION_RATIO,
+              shard: Shard = WHOLE) -> torch.Tensor:
     """Shift each image (B, C, H, W) by its own integer offset in [-ratio*size, ratio*size]."""
     b, _, h, w = x.shape
     max_y, max_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    shift_y = per_sample(lambda n: torch.randint(-max_y, max_y + 1, (n, 1), device=x.device), b)
-    shift_x = per_sample(lambda n: torch.randint(-max_x, max_x + 1, (n, 1), device=x.device), b)
+    shift_y = shard.rows(lambda n: torch.randint(-max_y, max_y + 1, (n, 1), device=x.device), b)
+    shift_x = shard.rows(lambda n: torch.randint(-max_x, max_x + 1, (n, 1), device=x.device), b)
     # Output pixel (i, j) reads input pixel (i - shift_y, j - shift_x): index the zero-padded
     # image at (i - shift_y + max_y, j - shift_x + max_x).
     rows = torch.arange(h, device=x.device)[None, :] - shift_y + max_y      # (B, H)
@@ -41,14 +42,14 @@ def translate(x: torch.Tensor, ratio: float = TRANSLATION_RATIO) -> torch.Tensor
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def cutout(x: torch.Tensor, ratio: float = CUTOUT_RATIO) -> torch.Tensor:
+def cutout(x: torch.Tensor, ratio: float = CUTOUT_RATIO, shard: Shard = WHOLE) -> torch.Tensor:
     """Zero a (ratio*H) x (ratio*W) square per image, centred anywhere in the image (so it may
     be cut by the border, as in the paper)."""
     b, _, h, w = x.shape
     size_y, size_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    centre_y = per_sample(lambda n: torch.randint(0, h + (1 - size_y % 2), (n, 1),
+    centre_y = shard.rows(lambda n: torch.randint(0, h + (1 - size_y % 2), (n, 1),
                                                   device=x.device), b)
-    centre_x = per_sample(lambda n: torch.randint(0, w + (1 - size_x % 2), (n, 1),
+    centre_x = shard.rows(lambda n: torch.randint(0, w + (1 - size_x % 2), (n, 1),
                                                   device=x.device), b)
     top, left = centre_y - size_y // 2, centre_x - size_x // 2
     ys = torch.arange(h, device=x.device)[None, :]
@@ -63,10 +64,11 @@ TRANSFORMS = {"translation": translate, "cutout": cutout}
 POLICIES = ("none", "translation", "cutout", "translation,cutout")
 
 
-def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
-    """Apply the policy's transforms in order; "none" returns x itself."""
+def diff_augment(x: torch.Tensor, policy: str, shard: Shard = WHOLE) -> torch.Tensor:
+    """Apply the policy's transforms in order, each image's draws its rows of the global batch's
+    (`shard`); "none" returns x itself."""
     if policy == "none":
         return x
     for name in policy.split(","):
-        x = TRANSFORMS[name](x)
+        x = TRANSFORMS[name](x, shard=shard)
     return x

@@ -4,15 +4,17 @@ how to validate, decode and show itself. The trainer never asks which model it i
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
 
 from genlab.config import TrainConfig
-
-LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+from genlab.models.diagnostics import active_dimensions
+from genlab.options import run_tag
+from genlab.models.noise import Shard
 
 
 @contextlib.contextmanager
@@ -46,22 +48,61 @@ def frozen_batchnorm_stats(model: nn.Module) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class Phase:
-    """One part of a training step: compute `loss(batch)`, backpropagate its `minimise` entry
-    and step optimiser `optimizer`. Every entry of the returned dict is logged as `train/<key>`.
+class Update:
+    """One optimiser's share of a phase: backpropagate the phase's loss `minimise` into the
+    parameters of `optimizer` alone, then step it."""
 
-    Only the parameters of the phase's optimiser get gradients during the phase, so a GAN's
-    generator phase never leaves gradients on the discriminator (and costs none).
+    optimizer: str
+    minimise: str
+    # Optional rule deciding, from the phase's losses (averaged over the processes), whether
+    # this step updates the optimiser's network at all (the VAE/GAN's equilibrium rule). An
+    # update with a rule logs `train/<optimizer>_updated` (1 or 0; its window mean is the
+    # updated share).
+    update_if: Callable[[dict[str, torch.Tensor]], bool] | None = None
+
+
+@dataclass
+class Step:
+    """What a training step hands each of its phases, as an argument: nothing of a step is kept
+    on the model, so a phase's inputs are all in its signature."""
+
+    index: int                       # the step being trained, from 0 (for losses on a schedule)
+    shard: Shard                     # this process's rows of the global batch's random draws
+    draws: dict[str, torch.Tensor]   # the step's random inputs, drawn once (`draw_step`)
+    # What a phase leaves for the later phases of the same step (the DCGAN's G(z), graph and
+    # all); empty at the start of every step.
+    handoff: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+StepLosses = Callable[[torch.Tensor, Step], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One forward pass of a training step and the updates computed from it.
+
+    `losses(batch, step)` runs the forward pass and returns named losses, each logged as
+    `train/<key>`. Then each update backpropagates its own loss into its own optimiser's
+    parameters only (`backward(inputs=...)`), so however the networks are chained in the pass, a
+    network gets the gradient of its loss and of no other. Every update's gradient is
+    computed before any optimiser steps: all of them at the parameters the phase started with,
+    as Algorithm 1 of the VAE/GAN computes its three from one forward pass.
+
+    Only the parameters of the phase's optimisers take part in the pass's graph, so a GAN's
+    generator phase computes no gradient for the discriminator's weights.
     """
 
     name: str
-    optimizer: str
-    loss: LossFn
-    minimise: str = "loss"
-    # Optional rule deciding, from the phase's losses (averaged over the processes), whether
-    # this step updates the phase's network at all (the VAE/GAN's equilibrium rule). A phase
-    # with a rule logs `train/<name>_updated` (1 or 0; its window mean is the updated share).
-    update_if: Callable[[dict[str, torch.Tensor]], bool] | None = None
+    losses: StepLosses
+    updates: tuple[Update, ...]
+    # Optimisers whose parameters the pass also records in its graph without updating them,
+    # for a later phase that backpropagates through an output handed off to it (the DCGAN's
+    # discriminator phase computes G(z) once, for its own loss and the generator phase's).
+    keeps: tuple[str, ...] = ()
+
+    @property
+    def optimizers(self) -> tuple[str, ...]:
+        return tuple(update.optimizer for update in self.updates)
 
 
 class GenerativeModel(nn.Module):
@@ -73,13 +114,16 @@ class GenerativeModel(nn.Module):
     data_range: ClassVar[tuple[float, float]]      # pixel range the model reads and writes
     train_defaults: ClassVar[dict[str, Any]] = {}  # TrainConfig defaults this model changes
 
+    @property
+    def bf16_on_cpu(self) -> bool:
+        """Whether --precision auto trains this model under bf16 autocast on a CPU that has
+        bf16 instructions: only where it was measured faster (benchmarks/precision_throughput.py)."""
+        return False
+
     def __init__(self, config: Any, image_shape: tuple[int, int, int]):
         super().__init__()
         self.config = config
         self.image_shape = tuple(image_shape)
-        # The step being trained, which the trainer sets before each step: for losses whose
-        # weights follow a schedule (the VAE/GAN's KL warm-up). Not state: a resumed run sets it.
-        self.training_step = 0
 
     # --- training -----------------------------------------------------------------------------
     def optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
@@ -87,6 +131,11 @@ class GenerativeModel(nn.Module):
 
     def phases(self) -> list[Phase]:
         raise NotImplementedError
+
+    def draw_step(self, n: int, shard: Shard, device: torch.device) -> dict[str, torch.Tensor]:
+        """The step's random inputs for this process's n images (latents, noise), drawn once
+        with `shard.rows` so that N processes use the numbers one process would; {} for none."""
+        return {}
 
     def validation_losses(self, batch: torch.Tensor,
                           generator: torch.Generator | None) -> dict[str, torch.Tensor]:
@@ -100,8 +149,18 @@ class GenerativeModel(nn.Module):
 
     @classmethod
     def run_tags(cls, config: Any) -> list[str]:
-        """Parts of the default run folder name that tell this model's runs apart."""
-        return [f"z{config.latent_dim}"]
+        """Parts of the default run folder name that tell this model's runs apart: z<latent>,
+        then one per setting that differs from the model's defaults for the same --arch (which
+        the name's first part says)."""
+        default = cls.config_class(**({"arch": config.arch} if hasattr(config, "arch") else {}))
+        cls.fill_defaults(default)
+        tags = [f"z{config.latent_dim}"]
+        for config_field in dataclasses.fields(config):
+            value = getattr(config, config_field.name)
+            if config_field.name not in ("latent_dim", "arch") and value != getattr(
+                    default, config_field.name):
+                tags.append(run_tag(config_field, value))
+        return tags
 
     # --- generation ---------------------------------------------------------------------------
     @property
@@ -121,3 +180,29 @@ class GenerativeModel(nn.Module):
                        fixed_latents: torch.Tensor) -> dict[str, torch.Tensor]:
         """Image grids logged at every saving step as `images/<key>`, in `data_range`."""
         return {"samples": self.decode(fixed_latents)}
+
+    # --- collapse diagnostics (genlab.models.diagnostics), at every validation ---------------
+    # What to try when a layer's units all die or the posterior passes nothing.
+    collapse_hint: ClassVar[str] = "try another --seed"
+
+    def diagnostic_pass(self, val_batch: torch.Tensor, fixed_latents: torch.Tensor) -> None:
+        """One pass through every network, for counting dead ReLU units: the grids' networks,
+        and the discriminator's on real images where there is one."""
+        self.logging_images(val_batch, fixed_latents)
+        if hasattr(self, "discriminate"):
+            self.discriminate(val_batch)
+
+    def layer_title(self, name: str) -> str:
+        """A layer's name for people (the homework's tables say Enc-5 for encoder.enc5)."""
+        return name
+
+    def latent_diagnostics(self, val_batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """For a model with an encoder: the posterior's active dimensions (Burda et al.) and its
+        KL per dimension on validation images; {} for a GAN."""
+        if not hasattr(self, "encode"):
+            return {}
+        mu, log_sigma = self.encode(val_batch)
+        mu, log_sigma = mu.double(), log_sigma.double()
+        kl = 0.5 * (mu.square() + torch.exp(2 * log_sigma) - 2 * log_sigma - 1).mean(0)  # (D,)
+        return {"active_dims": torch.tensor(float(active_dimensions(mu))),
+                "kl_per_dimension": kl}

@@ -35,13 +35,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genlab.config import TrainConfig, option
+from genlab.config import TrainConfig
+from genlab.options import option
 from genlab.errors import GenlabError
 from genlab.losses import (GENERATOR_LOSSES, discriminator_fake_loss, discriminator_real_loss,
                            generator_loss)
 from genlab.models.augment import POLICIES, diff_augment
-from genlab.models.base import GenerativeModel, Phase, frozen_batchnorm_stats
-from genlab.models.noise import per_sample
+from genlab.models.base import GenerativeModel, Phase, Step, Update
+from genlab.models.noise import Shard
 
 # The DCGAN paper's Adam momentum: beta1 = 0.9 made its training oscillate and unstable.
 ADAM_BETAS = (0.5, 0.999)
@@ -98,20 +99,20 @@ def dcgan_init(module: nn.Module) -> None:
 class DCGANConfig:
     arch: str = option("homework", "networks: homework (the homework's table, 32x32) or dcgan64 "
                        "(the DCGAN paper's, 64x64)", choices=tuple(ARCHS))
-    latent_dim: int = option(100, "size of the latent code z", positive=True)
+    latent_dim: int = option(100, "size of the latent code z", positive=True, maximum=65_536)
     generator_hidden_dim: int | None = option(
         None, "hidden size h of the generator: 4h, 2h, h channels (8h first for dcgan64); "
-        "default 16 for the homework, 64 for dcgan64", positive=True)
+        "default 16 for the homework, 64 for dcgan64", positive=True, tag="g", maximum=4096)
     discriminator_hidden_dim: int | None = option(
         None, "hidden size h of the discriminator: h, 2h, 4h channels (then 8h for dcgan64); "
-        "default 16 for the homework, 64 for dcgan64", positive=True)
+        "default 16 for the homework, 64 for dcgan64", positive=True, tag="d", maximum=4096)
     generator_loss: str = option(
         "nonsaturating", "nonsaturating: maximise log D(G(z)) (the log-D trick); saturating: "
         "minimise log(1 - D(G(z))) (the minimax game's own term)", choices=GENERATOR_LOSSES)
     diff_augment: str = option(
         "none", "DiffAugment policy for every image D sees in training, real and generated "
         "(none: the homework; translation,cutout: against D memorising a small data set)",
-        choices=POLICIES)
+        choices=POLICIES, tag="aug-")
 
 
 class DCGAN(GenerativeModel):
@@ -141,22 +142,11 @@ class DCGAN(GenerativeModel):
         self.generator = generator_net(config.latent_dim, config.generator_hidden_dim, c, size)
         self.discriminator = discriminator_net(config.discriminator_hidden_dim, c, size)
         self.apply(dcgan_init)
-        # The discriminator phase's latents, reused by the generator phase of the same step.
-        self._step_latents: torch.Tensor | None = None
 
-    @classmethod
-    def run_tags(cls, config: DCGANConfig) -> list[str]:
-        default = DCGANConfig(arch=config.arch)
-        cls.fill_defaults(default)
-        tags = [f"z{config.latent_dim}"]
-        if (config.generator_hidden_dim, config.discriminator_hidden_dim) != (
-                default.generator_hidden_dim, default.discriminator_hidden_dim):
-            tags.append(f"g{config.generator_hidden_dim}d{config.discriminator_hidden_dim}")
-        if config.generator_loss != default.generator_loss:
-            tags.append(config.generator_loss)
-        if config.diff_augment != default.diff_augment:
-            tags.append("aug-" + config.diff_augment.replace(",", "-"))
-        return tags
+    @property
+    def bf16_on_cpu(self) -> bool:
+        # --arch dcgan64 at batch 64: 1.58x its fp32 step on a 2-core AVX-512 BF16 CPU
+        return self.config.arch == "dcgan64"
 
     # --- the networks -------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -171,36 +161,39 @@ class DCGAN(GenerativeModel):
         """D(x): the probability that each image is real, (B,)."""
         return self.discriminator(x).flatten()
 
-    def _training_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def _training_logits(self, x: torch.Tensor, shard: Shard) -> torch.Tensor:
         """D's logits in a training phase: on DiffAugment-ed images when a policy is set."""
-        return self.discriminator_logits(diff_augment(x, self.config.diff_augment))
+        return self.discriminator_logits(diff_augment(x, self.config.diff_augment, shard))
 
     # --- the two phases of a step -------------------------------------------------------------
-    def discriminator_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def draw_step(self, n: int, shard: Shard, device: torch.device) -> dict[str, torch.Tensor]:
+        return {"z": shard.rows(lambda m: self.sample_latents(m, device=device), n)}
+
+    def discriminator_losses(self, x: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
         """-log D(x) - log(1 - D(G(z))), batch means. Real and generated images go through D as
-        two batches (each normalised by its own BatchNorm statistics), as in the homework."""
-        z = per_sample(lambda n: self.sample_latents(n, device=x.device), len(x))
-        self._step_latents = z
-        # G(z) detached: this phase must not reach the generator. Its running BatchNorm
-        # statistics are left for the generator phase's pass over the same z.
-        with torch.no_grad(), frozen_batchnorm_stats(self.generator):
-            fake = self.decode(z)
-        real_logits = self._training_logits(x)
-        fake_logits = self._training_logits(fake)
+        two batches (each normalised by its own BatchNorm statistics), as in the homework.
+
+        G(z) is computed once a step, here, with its graph (the phase keeps the generator's
+        parameters in it), and handed to the generator phase; D judges it detached, so this
+        phase's loss cannot reach the generator."""
+        fake = self.decode(step.draws["z"])
+        step.handoff["fake"] = fake
+        real_logits = self._training_logits(x, step.shard)
+        fake_logits = self._training_logits(fake.detach(), step.shard)
         loss = (discriminator_real_loss(real_logits).mean()
                 + discriminator_fake_loss(fake_logits).mean())
         return {"discriminator_loss": loss,
                 "D(x)": torch.sigmoid(real_logits.detach()).mean(),
                 "D(G(z1))": torch.sigmoid(fake_logits.detach()).mean()}
 
-    def generator_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The generator's loss on G(z) for the discriminator phase's z, judged by the
-        discriminator just updated: D(G(z2)) is the same images' score after that step."""
-        z, self._step_latents = self._step_latents, None
-        if z is None:
-            raise RuntimeError("the DCGAN's generator phase needs the latents of its step's "
+    def generator_losses(self, x: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
+        """The generator's loss on the discriminator phase's G(z), judged by the discriminator
+        just updated: D(G(z2)) is the same images' score after that step."""
+        fake = step.handoff.pop("fake", None)
+        if fake is None:
+            raise RuntimeError("the DCGAN's generator phase needs the G(z) of its step's "
                                "discriminator phase, which runs first")
-        fake_logits = self._training_logits(self.decode(z))
+        fake_logits = self._training_logits(fake, step.shard)
         loss = generator_loss(fake_logits, self.config.generator_loss).mean()
         return {"generator_loss": loss, "D(G(z2))": torch.sigmoid(fake_logits.detach()).mean()}
 
@@ -213,7 +206,8 @@ class DCGAN(GenerativeModel):
         }
 
     def phases(self) -> list[Phase]:
-        return [Phase("discriminator", optimizer="discriminator", loss=self.discriminator_losses,
-                      minimise="discriminator_loss"),
-                Phase("generator", optimizer="generator", loss=self.generator_losses,
-                      minimise="generator_loss")]
+        return [Phase("discriminator", self.discriminator_losses,
+                      (Update("discriminator", minimise="discriminator_loss"),),
+                      keeps=("generator",)),
+                Phase("generator", self.generator_losses,
+                      (Update("generator", minimise="generator_loss"),))]

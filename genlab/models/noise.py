@@ -8,28 +8,25 @@ how many processes trained it (tested), and the random state stays the same ever
 
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-_shard = (0, 1)  # (this process's rank, number of processes) while a data-parallel step runs
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a data-parallel step: rank `rank` of `world_size`."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    def rows(self, draw: Callable[[int], torch.Tensor], n: int) -> torch.Tensor:
+        """draw(n) for this process's n samples: rows [rank*n, (rank+1)*n) of
+        draw(world_size*n)."""
+        if self.world_size == 1:
+            return draw(n)
+        return draw(n * self.world_size)[self.rank * n:(self.rank + 1) * n]
 
 
-@contextlib.contextmanager
-def sharded(rank: int, world_size: int) -> Iterator[None]:
-    """Within: per_sample draws return rank's rows of a world_size-times larger draw."""
-    global _shard
-    previous, _shard = _shard, (rank, world_size)
-    try:
-        yield
-    finally:
-        _shard = previous
-
-
-def per_sample(draw: Callable[[int], torch.Tensor], n: int) -> torch.Tensor:
-    """draw(n) for this process's n samples: rows [rank*n, (rank+1)*n) of draw(world_size*n)."""
-    rank, world_size = _shard
-    if world_size == 1:
-        return draw(n)
-    return draw(n * world_size)[rank * n:(rank + 1) * n]
+WHOLE = Shard()  # one process: every row is its own

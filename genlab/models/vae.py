@@ -22,24 +22,30 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genlab.config import TrainConfig, option
+from genlab.config import TrainConfig
+from genlab.options import option
 from genlab.errors import GenlabError
 from genlab.losses import bernoulli_nll, clamp_with_gradient, gaussian_kl
-from genlab.models.base import GenerativeModel, Phase
+from genlab.models.base import GenerativeModel, Phase, Step, Update
 from genlab.models.larsen import IMAGE_SIZE as LARSEN_SIZE
 from genlab.models.larsen import larsen64_arch
-from genlab.models.noise import per_sample
+from genlab.models.noise import Shard
 
 # exp(2 * 20) = 2.4e17: any log sigma above this is clamped in the forward pass so the KL and
 # the sampled z stay finite in float32 and bfloat16; no trained posterior comes near it.
 LOG_SIGMA_MAX = 20.0
 
 
-def gaussian_posterior(encoded: torch.Tensor, log_sigma_max: float = LOG_SIGMA_MAX
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+# What an encoder's second half outputs: log sigma, or log sigma^2 (the lab's table's "Log Var").
+POSTERIOR_HEADS = ("log-var", "log-sigma")
+
+
+def gaussian_posterior(encoded: torch.Tensor, log_sigma_max: float = LOG_SIGMA_MAX,
+                       head: str = "log-sigma") -> tuple[torch.Tensor, torch.Tensor]:
     """An encoder's output (B, 2 * latent) -> mu, log sigma, each (B, latent); log sigma clamped
     to log_sigma_max in the forward pass only (see LOG_SIGMA_MAX)."""
-    mu, log_sigma = encoded.chunk(2, dim=1)
+    mu, second = encoded.chunk(2, dim=1)
+    log_sigma = 0.5 * second if head == "log-var" else second
     return mu, clamp_with_gradient(log_sigma, log_sigma_max)
 
 
@@ -107,6 +113,7 @@ def mlp_arch(latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[nn.Mod
     return encoder, decoder
 
 
+INITS = ("default", "kaiming")
 ARCHITECTURES = {"conv": conv_arch, "conv-shallow": conv_shallow_arch, "mlp": mlp_arch,
                  "larsen64": larsen64_arch}
 
@@ -115,7 +122,22 @@ ARCHITECTURES = {"conv": conv_arch, "conv-shallow": conv_shallow_arch, "mlp": ml
 class VAEConfig:
     arch: str = option("conv", "encoder/decoder: conv (the homework's table), conv-shallow, mlp, "
                        "larsen64 (Larsen et al.'s, for 64x64 images)", choices=tuple(ARCHITECTURES))
-    latent_dim: int = option(64, "size of the latent code z", positive=True)
+    latent_dim: int = option(64, "size of the latent code z", positive=True, maximum=65_536)
+    init: str = option(
+        "default", "weight initialisation: default (PyTorch's, as in the homework's starter, "
+        "which sets none) or kaiming (He et al. 2015: normal weights of std sqrt(2 / fan_in) "
+        "for the ReLU layers, zero biases)", choices=INITS, legacy="default")
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """He et al.'s initialisation for ReLU networks: weights N(0, 2 / fan_in), biases 0. With
+    PyTorch's default (uniform, std 1 / sqrt(3 fan_in)) activations shrink layer by layer, and in
+    the homework's table Enc-5's pre-activations are then almost their biases: a third of its
+    units start dead (docs/results/vae-mnist.md)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 class VAE(GenerativeModel):
@@ -136,6 +158,23 @@ class VAE(GenerativeModel):
             raise GenlabError(f"--arch {config.arch} needs an --image-size divisible by 4, got {h}; "
                               "use a multiple of 4 or --arch mlp")
         self.encoder, self.decoder = ARCHITECTURES[config.arch](config.latent_dim, image_shape)
+        if config.init == "kaiming":
+            self.apply(kaiming_init)
+
+    collapse_hint = "try another --seed or --init kaiming"
+
+    def layer_title(self, name: str) -> str:
+        """encoder.enc5 -> Enc-5, as the homework's table names it (other archs: the path)."""
+        part, _, layer = name.partition(".")
+        if self.config.arch == "conv" and layer[:3] in ("enc", "dec") and layer[3:].isdigit():
+            return f"{layer[:3].title()}-{layer[3:]}"
+        return name
+
+    @property
+    def bf16_on_cpu(self) -> bool:
+        # --arch larsen64 at batch 64: 1.32x its fp32 step on a 2-core AVX-512 BF16 CPU; the
+        # homework's 32x32 networks are slower in bf16 there.
+        return self.config.arch == "larsen64"
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, C, H, W) in [0, 1] -> mu, log sigma, each (B, latent)."""
@@ -147,25 +186,32 @@ class VAE(GenerativeModel):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))
 
-    def losses(self, x: torch.Tensor,
-               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Negative ELBO = rec + kl, each averaged over the batch (summed over pixels/dims)."""
+    def losses(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Negative ELBO = rec + kl for z = mu + sigma * eps (eps: fresh N(0, I) draws when not
+        given), each averaged over the batch (summed over pixels/dims)."""
         mu, log_sigma = self.encode(x)
-        eps = per_sample(lambda n: torch.randn(n, *mu.shape[1:], generator=generator,
-                                               device=mu.device, dtype=mu.dtype), len(mu))
+        if eps is None:
+            eps = torch.randn(mu.shape, device=mu.device)
         z = mu + torch.exp(log_sigma) * eps  # reparameterisation: gradients flow to mu, sigma
         rec = bernoulli_nll(self.decode_logits(z), x).mean()
         kl = gaussian_kl(mu, log_sigma).mean()
         return {"loss": rec + kl, "rec": rec, "kl": kl}
 
+    def draw_step(self, n: int, shard: Shard, device: torch.device) -> dict[str, torch.Tensor]:
+        return {"eps": shard.rows(lambda m: torch.randn(m, self.latent_dim, device=device), n)}
+
+    def training_losses(self, x: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
+        return self.losses(x, step.draws["eps"])
+
     def optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         return {"vae": torch.optim.Adam(self.parameters(), lr=train.learning_rate)}
 
     def phases(self) -> list[Phase]:
-        return [Phase("vae", optimizer="vae", loss=self.losses, minimise="loss")]
+        return [Phase("vae", self.training_losses, (Update("vae", minimise="loss"),))]
 
     def validation_losses(self, batch, generator):
-        return self.losses(batch, generator)
+        eps = torch.randn(len(batch), self.latent_dim, generator=generator, device=batch.device)
+        return self.losses(batch, eps)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decode the posterior mean: the deterministic reconstruction shown in grids."""

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from genlab.fsutil import atomic_write_bytes
-from genlab.viz.grid import make_grid
+from genlab.errors import GenlabError
+from genlab.fsutil import atomic_write_bytes, cannot_write
+from genlab.grid import make_grid
 
 SCALARS_FILE = "scalars.jsonl"
 
 
 def read_scalars(run_dir: Path) -> list[dict]:
-    """The run's scalar records, one dict per logging event; a torn last line is skipped."""
+    """The run's scalar records, one dict per logging event with an integer step; a torn or
+    damaged line (a killed process, a bad byte) is skipped."""
     path = Path(run_dir) / SCALARS_FILE
     records = []
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().splitlines():
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                record = json.loads(line)
+            except ValueError:  # not JSON, or not UTF-8
                 continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                records.append(record)
     return records
 
 
@@ -39,29 +45,59 @@ class RunLogger:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / SCALARS_FILE
-        if start_step and path.exists():
-            kept = [r for r in read_scalars(self.run_dir) if r.get("step", 0) <= start_step]
-            atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
-        self._jsonl = path.open("a")
-        self.writer = SummaryWriter(str(self.run_dir),
-                                    purge_step=start_step + 1 if start_step else None)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if start_step == 0:
+                # A start from step 0 keeps nothing an earlier try logged before it died
+                # (there was no checkpoint to resume): one set of records, one events file.
+                for old in self.run_dir.glob("events.out.tfevents.*"):
+                    old.unlink()
+                path.unlink(missing_ok=True)
+            elif path.exists():
+                kept = [r for r in read_scalars(self.run_dir) if r["step"] <= start_step]
+                atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+            self._jsonl = path.open("a")
+            # purge_step: TensorBoard hides what an earlier process logged after the checkpoint.
+            self.writer = SummaryWriter(str(self.run_dir),
+                                        purge_step=start_step + 1 if start_step else None)
+        except OSError as exc:
+            raise GenlabError(cannot_write(path, exc)) from None
+
+    def _writing(self, what: Callable[[], None]) -> None:
+        """A log write; a full disk or a read-only folder becomes one sentence (the last
+        checkpoint is intact), as for checkpoints."""
+        try:
+            what()
+        except OSError as exc:
+            raise GenlabError(f"{cannot_write(self.run_dir / SCALARS_FILE, exc)}; the last "
+                              "checkpoint is intact") from None
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
-        self._jsonl.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}) + "\n")
-        self._jsonl.flush()
+        def write():
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
+            self._jsonl.write(json.dumps({"step": step, "time": round(time.time(), 3), **values})
+                              + "\n")
+            self._jsonl.flush()
+        self._writing(write)
 
     def images(self, step: int, grids: dict[str, torch.Tensor]) -> None:
         """grids: name -> images (N, C, H, W) in [0, 1], logged as `images/<name>`."""
-        for name, images in grids.items():
-            self.writer.add_image(f"images/{name}", make_grid(images), step)
+        self._writing(lambda: [self.writer.add_image(f"images/{name}", make_grid(images), step)
+                               for name, images in grids.items()])
+
+    def histograms(self, step: int, values: dict[str, torch.Tensor]) -> None:
+        """Distributions (TensorBoard only): the VAE's KL per latent dimension."""
+        self._writing(lambda: [self.writer.add_histogram(tag, tensor.detach().cpu(), step)
+                               for tag, tensor in values.items()])
 
     def flush(self) -> None:
-        self.writer.flush()
+        self._writing(self.writer.flush)
 
     def close(self) -> None:
-        self.writer.close()
-        self._jsonl.close()
+        try:
+            self._writing(self.writer.close)
+        finally:
+            with contextlib.suppress(OSError):
+                self._jsonl.close()

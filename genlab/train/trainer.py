@@ -17,23 +17,31 @@ from typing import Iterator
 import torch
 
 from genlab.config import RunConfig
+from genlab.console import Console
 from genlab.data.memory import ImageSet, IndexedBatches
 from genlab.data.stream import ChunkedBatches, HDF5Images, chunk_images
 from genlab.data.transforms import to_model_range, to_unit_range
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel, Phase, evaluating
-from genlab.models.noise import sharded
-from genlab.train import distributed
-from genlab.train.checkpoint import (checkpoint_path, latest_checkpoint, prune_checkpoints,
+from genlab.models.base import GenerativeModel, Phase, Step, Update, evaluating
+from genlab.models.diagnostics import ACTIVE_THRESHOLD, count_dead_units
+from genlab.models.noise import Shard
+from genlab import distributed
+from genlab.checkpoint import (checkpoint_path, latest_checkpoint, prune_checkpoints,
                                      save_checkpoint)
-from genlab.train.distributed import SINGLE, Processes
+from genlab.distributed import SINGLE, Processes
 from genlab.train.logging import RunLogger
 from genlab.train.progress import Progress
-from genlab.viz.grid import save_grid
+from genlab.grid import save_grid
 
 NUM_FIXED_LATENTS = 32   # the sample grid's latents, drawn once per run
 NUM_GRID_IMAGES = 32     # validation originals and reconstructions shown per grid
 VAL_BATCH_SIZE = 500
+DIAGNOSTIC_IMAGES = 500  # the collapse diagnostics' validation images (Burda et al. used 500)
+# A posterior with no active dimension means collapse only once the encoder has had time to
+# learn: at initialisation PyTorch's default weights give latent means that vary by ~0.003 across
+# images (docs/results/vae-mnist.md), so every default run would warn at its first validation.
+# In the latent-3 study every run that survived had an active dimension by step 1,000.
+POSTERIOR_WARMUP_STEPS = 1000
 MAX_SKIPPED_IN_A_ROW = 100  # --nonfinite skip: a run this far gone has diverged; stop it
 
 
@@ -56,6 +64,9 @@ class _NoLogger:
         pass
 
     def images(self, step, images):
+        pass
+
+    def histograms(self, step, values):
         pass
 
     def flush(self):
@@ -90,10 +101,16 @@ class _StopRequest:
                 signal.signal(s, handler)
 
 
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether training runs under bf16 autocast: asked for, or `auto` on a GPU that has bf16."""
+def uses_bf16(precision: str, device: torch.device, model: GenerativeModel | None = None) -> bool:
+    """Whether training runs under bf16 autocast: asked for, or `auto` on a GPU that has bf16,
+    or on a CPU with bf16 instructions (AVX-512 BF16, AMX) for a model that is faster there in
+    bf16 (`GenerativeModel.bf16_on_cpu`: measured per model; small networks are slower)."""
     if precision == "auto":
-        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+        if device.type == "cuda":
+            return torch.cuda.is_bf16_supported()
+        return (device.type == "cpu" and model is not None and model.bf16_on_cpu
+                and torch.backends.mkldnn.is_available()
+                and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return precision == "bf16"
 
 
@@ -113,7 +130,7 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 class Trainer:
     def __init__(self, config: RunConfig, run_dir: Path, model: GenerativeModel,
                  train_set: ImageSet, val_set: ImageSet, device: torch.device,
-                 progress_stream=None, processes: Processes = SINGLE):
+                 processes: Processes = SINGLE, console: Console | None = None):
         self.config, self.run_dir, self.device = config, Path(run_dir), device
         self.processes = processes
         cfg = config.train
@@ -134,8 +151,9 @@ class Trainer:
             for network in self.model.children():
                 network.forward = torch.compile(network.forward)
         self.train_set, self.val_set = train_set.to(device), val_set.to(device)
-        self.progress_stream = progress_stream
-        self.bf16 = uses_bf16(cfg.precision, device)
+        # The progress line and warnings; rank 0's only (the others' is quiet).
+        self.console = console or Console(quiet=not processes.is_main)
+        self.bf16 = uses_bf16(cfg.precision, device, model)
         if device.type == "cuda":
             # TF32 tensor cores for the fp32 matrix products left outside autocast (and all of
             # them with --precision fp32): 10 mantissa bits, as cuDNN's convolutions use by default.
@@ -149,11 +167,13 @@ class Trainer:
         self._optimized = {name: [p for group in optimizer.param_groups for p in group["params"]]
                            for name, optimizer in self.optimizers.items()}
         self.phases = self.model.phases()
-        self._minimised = {phase.minimise for phase in self.phases}  # shown by the progress bar
-        # Worked out once, not every step: with several phases, parameters outside a phase's
-        # optimizer get no gradient (and cost none) during that phase.
+        # Shown by the progress bar: the losses the updates minimise.
+        self._minimised = {update.minimise for phase in self.phases for update in phase.updates}
+        # Worked out once, not every step: with several optimisers, parameters outside a
+        # phase's optimisers stay out of its graph (no gradient, and none computed).
         self._phase_trainable = ({phase.name: self._trainable_flags(phase) for phase in self.phases}
-                                 if len(self.phases) > 1 else {})
+                                 if len(self.optimizers) > 1 else {})
+        self.shard = Shard(processes.rank, processes.world_size)
         self.batches = self._batch_source()
         # Drawn on the CPU so the grid shows the same latents whatever the device.
         generator = torch.Generator().manual_seed(cfg.seed + 1)
@@ -162,6 +182,10 @@ class Trainer:
         self.skipped_batches = 0  # --nonfinite skip: batches whose update was dropped
         self._skipped_in_a_row = 0
         self.last_checkpoint: Path | None = None
+        self._progress = Progress(0, 1, 1, stream=io.StringIO())  # fit() replaces it
+        # The losses of the steps since the last logging step (their means are logged next).
+        self._window: list[torch.Tensor] = []
+        self._window_names: list[str] = []
 
     def _batch_source(self) -> IndexedBatches | ChunkedBatches:
         """In-memory data: batches gathered by index. An HDF5 file over --memory-budget: batches
@@ -183,6 +207,10 @@ class Trainer:
             "data_order": self.batches.state_dict(),
             "fixed_latents": self.fixed_latents.cpu(),
             "skipped_batches": self.skipped_batches,
+            # The losses since the last logging step, so a resumed run logs the same means.
+            "log_window": (torch.stack(self._window).cpu() if self._window
+                           else torch.empty(0)),
+            "log_window_names": list(self._window_names),
         }
 
     def resume(self, warn) -> bool:
@@ -194,12 +222,17 @@ class Trainer:
         if payload.get("model_name") != self.config.model:
             raise GenlabError(f"checkpoint {path} is of a {payload.get('model_name')} model, not "
                               f"a {self.config.model}; choose another --run-dir")
-        self.model.load_state_dict(payload["model"])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(payload["optimizers"][name])
+        try:
+            self.model.load_state_dict(payload["model"])
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(payload["optimizers"][name])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise GenlabError(f"checkpoint {path} does not fit the model of this run "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the "
+                              "folder is mixed up: choose another --run-dir") from None
         try:
             self.batches.load_state_dict(payload["data_order"])
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise GenlabError(f"checkpoint {path} does not fit the data as it loads now ({exc}); "
                               "the data changed since the run started: train on the same data "
                               "or choose another --run-dir") from None
@@ -207,6 +240,9 @@ class Trainer:
         set_rng_state(payload["rng"], self.device)
         self.step, self.last_checkpoint = int(payload["step"]), path
         self.skipped_batches = int(payload.get("skipped_batches", 0))
+        window = payload.get("log_window", torch.empty(0))  # absent before genlab 0.5
+        self._window = [row.to(self.device) for row in window]
+        self._window_names = list(payload.get("log_window_names", []))
         return True
 
     # --- one step -----------------------------------------------------------------------------
@@ -216,7 +252,7 @@ class Trainer:
         return batch.contiguous(memory_format=torch.channels_last)
 
     def _trainable_flags(self, phase: Phase) -> list[tuple[torch.nn.Parameter, bool]]:
-        owned = {id(p) for p in self._optimized[phase.optimizer]}
+        owned = {id(p) for name in (*phase.optimizers, *phase.keeps) for p in self._optimized[name]}
         return [(p, id(p) in owned) for p in self.model.parameters()]
 
     def _only_train(self, phase_name: str) -> None:
@@ -228,21 +264,38 @@ class Trainer:
         --nonfinite skip dropped the batch (from its first phase with a non-finite loss on)."""
         if self.config.train.lr_half_life or self.config.train.warmup_steps:
             self._schedule_learning_rate()
-        self.model.training_step = self.step
         images = self.batches.next()  # the global batch; this process trains on its rows
         rank, size = self.processes.rank, self.local_batch_size
         batch = self._batch(images[rank * size:(rank + 1) * size])
+        step = self.new_step(size)
         losses: dict[str, torch.Tensor] | None = {}
-        with sharded(rank, self.processes.world_size):
-            for phase in self.phases:
-                out = self.run_phase(phase, batch)
-                if out is None:
-                    losses = None
-                    break
-                losses.update(out)
+        for phase in self.phases:
+            out = self.run_phase(phase, batch, step)
+            if out is None:
+                losses = None
+                break
+            losses.update(out)
         self.step += 1
         self._count_skipped(losses is None)
         return losses
+
+    def new_step(self, n: int) -> Step:
+        """What the phases of the step about to run get: its index, this process's shard and
+        the step's random draws for this process's n images."""
+        return Step(self.step, self.shard, self.model.draw_step(n, self.shard, self.device))
+
+    def _step_or_say_why(self) -> dict[str, torch.Tensor] | None:
+        """train_step(), with running out of memory said in one sentence."""
+        try:
+            return self.train_step()
+        except (RuntimeError, MemoryError) as exc:
+            text = str(exc)
+            if not isinstance(exc, MemoryError) and not any(
+                    words in text for words in ("allocate", "out of memory", "Allocator")):
+                raise
+            raise GenlabError(f"training ran out of memory at step {self.step + 1} with "
+                              f"--batch-size {self.config.train.batch_size} on {self.device}; "
+                              f"use a smaller --batch-size; {self._kept()}") from None
 
     def _count_skipped(self, skipped: bool) -> None:
         """--nonfinite skip's bookkeeping; a run whose batches all go bad has diverged: stop it."""
@@ -267,32 +320,48 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
 
-    def run_phase(self, phase: Phase, batch: torch.Tensor) -> dict[str, torch.Tensor] | None:
-        """One phase on one batch: loss, backward, (gradients averaged over the processes,) one
-        optimiser step; its detached losses, or None when --nonfinite skip dropped the update."""
-        optimizer = self.optimizers[phase.optimizer]
+    def run_phase(self, phase: Phase, batch: torch.Tensor,
+                  step: Step) -> dict[str, torch.Tensor] | None:
+        """One phase on one batch: one forward pass, then each update's backward pass into its
+        own optimiser's parameters (gradients averaged over the processes), then the optimiser
+        steps; its detached losses, or None when --nonfinite skip dropped the phase's updates."""
         if self._phase_trainable:
             self._only_train(phase.name)
-        optimizer.zero_grad(set_to_none=True)
         # bf16 autocast for the forward pass; the losses reduce in fp32 (genlab.losses) and the
         # backward pass follows the forward's dtypes, so no gradient scaling is needed.
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            out = phase.loss(batch)
-        loss = out[phase.minimise]
-        if phase.update_if is not None:
-            update = phase.update_if(self._agreed(out))
-            out = {**out, f"{phase.name}_updated": torch.tensor(float(update), device=self.device)}
-            if not update:  # no backward either: the rule kept this network as it is
-                return {name: value.detach() for name, value in out.items()}
-        loss.backward()
-        parameters = self._optimized[phase.optimizer]
-        if self.processes.parallel:
-            distributed.average_gradients(parameters, self.processes.world_size)
-        if self.config.train.nonfinite == "skip" and not self._finite(loss, parameters):
-            optimizer.zero_grad(set_to_none=True)
+            out = phase.losses(batch, step)
+        updates = list(phase.updates)
+        if any(update.update_if is not None for update in updates):
+            agreed = self._agreed(out)
+            chosen = [u for u in updates if u.update_if is None or u.update_if(agreed)]
+            flags = {f"{u.optimizer}_updated": torch.tensor(float(u in chosen), device=self.device)
+                     for u in updates if u.update_if is not None}
+            out, updates = {**out, **flags}, chosen  # a resting network: no backward either
+        if not self._backward(out, updates):
             return None
-        optimizer.step()
+        for update in updates:  # only now: every gradient was taken at the same parameters
+            self.optimizers[update.optimizer].step()
         return {name: value.detach() for name, value in out.items()}
+
+    def _backward(self, out: dict[str, torch.Tensor], updates: list[Update]) -> bool:
+        """Each update's gradient into its optimiser's parameters alone (averaged over the
+        processes); False when --nonfinite skip drops the updates (a non-finite loss or
+        gradient)."""
+        for i, update in enumerate(updates):
+            optimizer, parameters = self.optimizers[update.optimizer], self._optimized[update.optimizer]
+            optimizer.zero_grad(set_to_none=True)
+            # inputs=: this loss's gradient reaches this optimiser's parameters and no others,
+            # whatever else its graph passes through; the graph is kept for the next update.
+            out[update.minimise].backward(inputs=parameters, retain_graph=i < len(updates) - 1)
+            if self.processes.parallel:
+                distributed.average_gradients(parameters, self.processes.world_size)
+            if self.config.train.nonfinite == "skip" and not self._finite(out[update.minimise],
+                                                                          parameters):
+                for dropped in updates:
+                    self.optimizers[dropped.optimizer].zero_grad(set_to_none=True)
+                return False
+        return True
 
     def _agreed(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A phase's detached losses as every process sees them: averaged over the processes,
@@ -340,11 +409,44 @@ class Trainer:
         return {name: to_unit_range(value, self.model.data_range).cpu()
                 for name, value in images.items()}
 
+    def diagnose(self) -> tuple[dict[str, float], dict[str, torch.Tensor], list[str]]:
+        """Collapse diagnostics on the first validation images: (scalars, histograms, warnings).
+        Each ReLU layer's dead fraction, and for a model with an encoder its active latent
+        dimensions and KL per dimension; a warning for an entirely dead layer (a dead ReLU gets
+        no gradient, so at any step it stays dead) or, from POSTERIOR_WARMUP_STEPS on, a posterior
+        with no active dimension."""
+        batch = self._batch(self.val_set.images[:DIAGNOSTIC_IMAGES])
+        with evaluating(self.model):
+            dead = count_dead_units(
+                self.model, lambda: self.model.diagnostic_pass(batch, self.fixed_latents))
+            latent = self.model.latent_diagnostics(batch)
+        scalars = {f"val/dead_fraction/{name}": d / n for name, (d, n) in dead.items()}
+        warnings = [f"{self.model.layer_title(name)}: {d} of {n} ReLU units dead on the "
+                    f"validation images; {self.model.collapse_hint}"
+                    for name, (d, n) in dead.items() if d == n]
+        histograms = {}
+        if latent:
+            scalars["val/active_dims"] = float(latent["active_dims"])
+            kl = latent["kl_per_dimension"]
+            scalars.update({"val/kl_per_dim_max": float(kl.max()),
+                            "val/kl_per_dim_median": float(kl.median())})
+            histograms["val/kl_per_dimension"] = kl
+            if latent["active_dims"] == 0 and self.step >= POSTERIOR_WARMUP_STEPS:
+                warnings.append(f"the posterior has no active dimension (no latent mean varies "
+                                f"by more than {ACTIVE_THRESHOLD} across the validation images): "
+                                f"the encoder passes no information; {self.model.collapse_hint}")
+        return scalars, histograms, warnings
+
     def save(self, logger: RunLogger) -> Path:
         if not self.processes.is_main:  # rank 0 writes the checkpoint the others would
             self.last_checkpoint = checkpoint_path(self.run_dir, self.step)
             return self.last_checkpoint
         val, grids = self.validate(), self.grids()
+        diagnostics, histograms, warnings = self.diagnose()
+        val.update(diagnostics)
+        logger.histograms(self.step, histograms)
+        for warning in warnings:  # through the progress bar, which a plain print would break
+            self._progress.write(f"warning: step {self.step}: {warning}")
         if val:
             logger.scalars(self.step, val)
         logger.images(self.step, grids)
@@ -398,10 +500,9 @@ class Trainer:
             return TrainResult(self.step, self.last_checkpoint, False, 0.0)
         main = self.processes.is_main
         logger = RunLogger(self.run_dir, start_step=self.step) if main else _NoLogger()
-        progress = Progress(self.step, total, cfg.batch_size,
-                            stream=self.progress_stream if main else io.StringIO())
-        window: list[torch.Tensor] = []
-        names: list[str] = []
+        self._progress = progress = Progress(self.step, total, cfg.batch_size,
+                            stream=io.StringIO() if self.console.quiet else self.console.stream)
+        window, names = self._window, self._window_names  # kept in checkpoints
         stop = _StopRequest()
         self.model.train()
         distributed.barrier()  # every process has read the checkpoint before rank 0 writes one
@@ -411,17 +512,18 @@ class Trainer:
                     # Grids from the first step on, so progress is visible from the start.
                     logger.images(0, self.grids())
                 while self.step < total and not stop.requested:
-                    losses = self.train_step()
+                    losses = self._step_or_say_why()
                     if losses is not None:  # None: a batch --nonfinite skip dropped
-                        names = list(losses)
+                        names[:] = list(losses)
                         window.append(torch.stack(list(losses.values())))
                     progress.advance()
                     if self.processes.parallel:  # Ctrl-C reaches each process at its own time
                         stop.requested = distributed.any_process(stop.requested, self.device)
-                    last = self.step == total or stop.requested
-                    if self.step % cfg.logging_steps == 0 or last:
+                    # A stop between logging steps keeps its window in the checkpoint instead:
+                    # the resumed run logs the means an uninterrupted one would.
+                    if self.step % cfg.logging_steps == 0 or self.step == total:
                         self._log_window(logger, progress, window, names)
-                    if self.step % cfg.saving_steps == 0 or last:
+                    if self.step % cfg.saving_steps == 0 or self.step == total or stop.requested:
                         if window:
                             self._check_finite(window, names)
                         self.save(logger)

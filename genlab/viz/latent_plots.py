@@ -19,7 +19,7 @@ from genlab.errors import GenlabError
 from genlab.fsutil import atomic_save
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
@@ -38,7 +38,7 @@ def scatter(means: torch.Tensor, labels: torch.Tensor | None, path: Path, title:
     dims = means.shape[1]
     if dims not in (2, 3):
         raise GenlabError(f"a scatter of the latent space needs latent size 2 or 3, not {dims}")
-    plt = _pyplot()
+    plt = pyplot()
     pairs = [(0, 1)] if dims == 2 else [(0, 1), (0, 2), (1, 2)]
     figure, axes = plt.subplots(1, len(pairs), figsize=(6 * len(pairs), 5), squeeze=False,
                                 constrained_layout=True)
@@ -63,7 +63,7 @@ def scatter(means: torch.Tensor, labels: torch.Tensor | None, path: Path, title:
 @torch.no_grad()
 def manifold(model, path: Path, n: int = 20) -> None:
     """Decoded images over an n x n grid of 2-d latents at evenly spaced prior quantiles."""
-    from genlab.viz.grid import save_grid
+    from genlab.grid import save_grid
 
     if model.latent_dim != 2:
         raise GenlabError(f"the decoded manifold needs latent size 2, not {model.latent_dim}")
@@ -74,3 +74,26 @@ def manifold(model, path: Path, n: int = 20) -> None:
     device = next(model.parameters()).device
     images = to_unit_range(model.decode(z.to(device)), model.data_range).cpu()
     save_grid(images, path, nrow=n)
+
+
+def latent_figures(model, config, step: int, images: torch.Tensor, labels: torch.Tensor | None,
+                   out: Path, manifold_side: int) -> dict[str, Path]:
+    """`genlab latents`: the scatter of the posterior means of `images` (and, for latent size 2,
+    the decoded manifold) into `out`; the files by name."""
+    from genlab.models.walks import encodes, latent_means
+
+    latent = config.model_config.latent_dim
+    if not encodes(model):
+        raise GenlabError(f"a {config.model} has no encoder, so it has no latent means to plot; "
+                          "use a vae or vaegan run")
+    if latent not in (2, 3):
+        raise GenlabError(f"the run has latent size {latent}; the scatter and manifold are for "
+                          "latent sizes 2 and 3 (train with --latent-dim 2 or 3)")
+    written = {"scatter": out / f"latent-scatter-step-{step:08d}.png"}
+    scatter(latent_means(model, images), labels, written["scatter"],
+            f"{config.model} z{latent}: posterior means of {len(images)} "
+            f"{config.data.dataset}/{config.data.val_split} images, step {step}")
+    if latent == 2:
+        written["manifold"] = out / f"latent-manifold-step-{step:08d}.png"
+        manifold(model, written["manifold"], n=manifold_side)
+    return written

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from genlab.viz.latent_plots import _pyplot, save_figure
+from genlab.viz.latent_plots import pyplot, save_figure
 
 PROBABILITY_TAGS = ("D(x)", "D(G(z1))", "D(G(z2))", "D(x~)", "D(x_p)")
 GENERATED_SCORE_TAGS = ("D(G(z1))", "D(x_p)")  # D on fresh samples, before D's step
@@ -43,7 +43,7 @@ def curves(records: list[dict], path: Path, title: str) -> list[str]:
               if tag.startswith("val/") and tag.removeprefix("val/") not in names]
     if not names:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(3, len(names))
     rows = math.ceil(len(names) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.4 * rows), squeeze=False,
@@ -75,7 +75,7 @@ def curves(records: list[dict], path: Path, title: str) -> list[str]:
 
 
 def _tiles(grid_png: Path, tile: int, padding: int = 2) -> np.ndarray:
-    """The images of a saved grid (genlab.viz.grid layout), (N, H, W[, C]) floats in [0, 1]."""
+    """The images of a saved grid (genlab.grid layout), (N, H, W[, C]) floats in [0, 1]."""
     with Image.open(grid_png) as image:
         pixels = np.asarray(image, dtype=np.float32) / 255
     rows = (pixels.shape[0] - padding) // (tile + padding)
@@ -142,7 +142,7 @@ def equilibrium_plot(records: list[dict], diversity: list[tuple[int, float]], pa
     fake_tag = next((f"train/{t}" for t in GENERATED_SCORE_TAGS if f"train/{t}" in data), None)
     if "train/D(x)" not in data or fake_tag is None:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(15, 3.6), constrained_layout=True)
     for tag in ("train/D(x)", fake_tag):
         axes[0].plot(*data[tag], label=tag.removeprefix("train/"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,13 +23,15 @@ import torch
 from genlab.config import RunConfig
 from genlab.errors import GenlabError
 from genlab.fsutil import atomic_write_bytes
-from genlab.metrics.evaluate import read_records
-from genlab.run import CONFIG_FILE, load_run
-from genlab.train.checkpoint import list_checkpoints
+from genlab.metrics.records import read_records
+from genlab.metrics.registry import metrics_of, values_of
+from genlab.metrics.stats import mean_and_std
+from genlab.run import CONFIG_FILE, load_config, load_run
+from genlab.checkpoint import list_checkpoints
 from genlab.train.logging import read_scalars
-from genlab.viz import interpolate as walks
+from genlab.models import walks
 from genlab.viz import plots
-from genlab.viz.grid import save_grid
+from genlab.grid import save_grid
 
 GRIDS = ("val", "reconstructions", "samples")
 NUM_FIXED_SAMPLES = 32  # the trainer's fixed-latent grid (genlab.train.trainer)
@@ -67,11 +70,20 @@ def _settings(config: RunConfig) -> dict[str, str]:
 
 
 def _scores(folder: Path) -> tuple[list[dict], list[dict]]:
-    fid, latent = [], []
+    """The run's sample-quality records (genlab.metrics.registry) and latent-path records."""
+    quality, latent = [], []
     for _, checkpoint in list_checkpoints(folder):
         for record in read_records(checkpoint):
-            (latent if record.get("metric") == "latent_paths" else fid).append(record)
-    return fid, latent
+            if record.get("metric") == "latent_paths":
+                latent.append(record)
+            elif metrics_of(record):
+                quality.append(record)
+    return quality, latent
+
+
+def _values_text(record: dict) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in values_of(record).items()
+                     if k not in ("kid_subsets", "kid_subset_size"))
 
 
 def _section(folder: Path, name: str, out: Path, interpolation: bool,
@@ -79,7 +91,7 @@ def _section(folder: Path, name: str, out: Path, interpolation: bool,
     if not (folder / CONFIG_FILE).is_file():
         raise GenlabError(f"{folder} is not a genlab run folder (no {CONFIG_FILE}); pass folders "
                           "written by `genlab train`")
-    config = RunConfig.load(folder / CONFIG_FILE)
+    config = load_config(folder / CONFIG_FILE)
     checkpoints = list_checkpoints(folder)
     step = checkpoints[-1][0] if checkpoints else None
     section = RunSection(name, folder, config, step, _settings(config))
@@ -116,9 +128,8 @@ def _section(folder: Path, name: str, out: Path, interpolation: bool,
             log(f"report: interpolating in {folder}")
             _, model, _, _ = load_run(folder, torch.device("cpu"), log)
             ends = walks.prior_endpoints(model, 4, torch.Generator().manual_seed(0))
-            paths = walks.walk(*ends, steps=8, extend=2)             # (4, 13, D)
-            save_grid(walks.decode_paths(model, paths), target / "interpolation.png",
-                      nrow=paths.shape[1])
+            grid, frames = walks.decode_walks(model, ends, steps=8, extend=2)  # 4 paths, 13 frames
+            save_grid(grid, target / "interpolation.png", nrow=frames)
             section.images.append((f"interpolation between prior draws at step {step}: 4 paths, "
                                    "i/8 for i = -2..10 (first and last two columns extrapolate)",
                                    target / "interpolation.png"))
@@ -145,19 +156,51 @@ def _inception(log: Callable[[str], None]):
 
 
 def _comparison(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]:
-    header = ["run", "model", "dataset", "latent", "steps", "FID", "KID", "FID protocol",
+    latest = {s.name: max(s.fid, key=lambda r: r["step"]) if s.fid else None for s in sections}
+    # One column per value any run's latest record holds, in the registry's order.
+    keys = list(dict.fromkeys(k for r in latest.values() if r for k in values_of(r)
+                              if k not in ("kid_subsets", "kid_subset_size")))
+    header = ["run", "model", "dataset", "latent", "steps", "scored step", *keys, "protocol",
               "midpoint FID", "smoothness"]
     rows = []
     for s in sections:
-        fid = max(s.fid, key=lambda r: r["step"]) if s.fid else None
+        score = latest[s.name]
+        values = values_of(score) if score else {}
         latent = max(s.latent, key=lambda r: r["step"]) if s.latent else None
         rows.append([s.name, s.settings["model"], s.config.data.dataset, s.settings["latent_dim"],
                      str(s.step if s.step is not None else "-"),
-                     f"{fid['fid']:.2f} (step {fid['step']})" if fid else "-",
-                     f"{fid['kid']:.4f}" if fid else "-",
-                     f"{fid['settings']['protocol']}; {fid['settings']['precision']}" if fid else "-",
+                     str(score["step"]) if score else "-",
+                     *[f"{values[k]:.4g}" if k in values else "-" for k in keys],
+                     f"{score['settings']['protocol']}; {score['settings']['precision']}"
+                     if score else "-",
                      f"{latent['midpoint_fid']:.2f}" if latent else "-",
                      f"{latent['smoothness']:.3f}" if latent else "-"])
+    return header, rows
+
+
+def _over_seeds(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]:
+    """Runs that differ only in their seed, grouped: each latest score's mean +- sample std
+    and n; no rows when every setting has one seed."""
+    groups: dict[str, list[RunSection]] = {}
+    for s in sections:
+        setting = s.config.to_dict()
+        setting["train"] = {k: v for k, v in setting["train"].items() if k != "seed"}
+        groups.setdefault(json.dumps(setting, sort_keys=True), []).append(s)
+    keys = list(dict.fromkeys(k for s in sections for r in s.fid[-1:] for k in values_of(r)
+                              if k not in ("kid_subsets", "kid_subset_size")))
+    header, rows = ["runs", "seeds", *keys], []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        latest = [max(m.fid, key=lambda r: r["step"]) for m in members if m.fid]
+        cells = []
+        for key in keys:
+            values = [values_of(r)[key] for r in latest if key in values_of(r)]
+            mean, std = mean_and_std(values) if values else (None, None)
+            cells.append("-" if mean is None else f"{mean:.4g} +- {std:.2g} (n={len(values)})"
+                         if len(values) > 1 else f"{mean:.4g} (n=1)")
+        rows.append([", ".join(m.name for m in members),
+                     " ".join(str(m.config.train.seed) for m in members), *cells])
     return header, rows
 
 
@@ -184,7 +227,7 @@ def _score_rows(section: RunSection) -> tuple[list[str], list[list[str]]]:
     header = ["step", "metric", "value", "protocol"]
     rows = []
     for r in sorted(section.fid, key=lambda r: r["step"]):
-        rows.append([str(r["step"]), "FID / KID", f"{r['fid']:.2f} / {r['kid']:.4f}",
+        rows.append([str(r["step"]), ", ".join(metrics_of(r)), _values_text(r),
                      f"{r['settings']['protocol']}; Inception {r['settings']['precision']}"])
     for r in sorted(section.latent, key=lambda r: r["step"]):
         rows.append([str(r["step"]), "midpoint FID / smoothness / path-length ratio",
@@ -218,6 +261,12 @@ def build_report(runs: list[Path], out: Path, interpolation: bool = True,
     doc_md = ["# genlab report", "", f"{len(sections)} run(s). Curves are plotted from each "
               "run's own logs; scores are those stored beside its checkpoints.", "",
               "## Comparison", "", _table_md(header, rows), ""]
+    seed_header, seed_rows = _over_seeds(sections)
+    if seed_rows:
+        doc_html += ["<h3>Over seeds (runs that differ only in --seed)</h3>",
+                     _table_html(seed_header, seed_rows)]
+        doc_md += ["### Over seeds (runs that differ only in --seed)", "",
+                   _table_md(seed_header, seed_rows), ""]
     side = [(s.name, out / s.name / "samples.png") for s in sections
             if (out / s.name / "samples.png").is_file()]
     if side:

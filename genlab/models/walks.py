@@ -63,3 +63,33 @@ def decode_paths(model: GenerativeModel, paths: torch.Tensor, batch: int = 256) 
     images = [to_unit_range(model.decode(z.to(device, torch.float32)), model.data_range).cpu()
               for z in flat.split(batch)]
     return torch.cat(images)
+
+
+def endpoints(model: GenerativeModel, rows: int, generator: torch.Generator, source: str = "prior",
+              images: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ends of `rows` paths: prior draws (`source` "prior"), or the encodings of images:
+    2 * rows uint8 images (2R, C, H, W), chosen at random from `images` when it holds more
+    (`source` "data": a validation split; "images": the given files, in pairs)."""
+    if source == "prior":
+        return prior_endpoints(model, rows, generator)
+    if not encodes(model):
+        raise GenlabError(f"a {model.name} has no encoder, so its paths cannot start at real "
+                          "images; use --from prior")
+    if source == "images":
+        if len(images) % 2:
+            raise GenlabError(f"--images takes pairs (each path's two ends), got {len(images)} "
+                              "files; add or drop one")
+        return encoded_endpoints(model, images)
+    if len(images) < 2 * rows:
+        raise GenlabError(f"{rows} paths need {2 * rows} images but the data has {len(images)}; "
+                          "use fewer paths")
+    chosen = torch.randperm(len(images), generator=generator)[:2 * rows]
+    return encoded_endpoints(model, images[chosen])
+
+
+def decode_walks(model: GenerativeModel, ends: tuple[torch.Tensor, torch.Tensor], steps: int,
+                 extend: int = 0) -> tuple[torch.Tensor, int]:
+    """The images of the straight paths between `ends`, row by row, (R * F, C, H, W) in [0, 1],
+    and F, the frames a path."""
+    paths = walk(*ends, steps, extend)  # (R, F, D)
+    return decode_paths(model, paths), paths.shape[1]

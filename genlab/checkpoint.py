@@ -17,6 +17,7 @@ import io
 import json
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -78,27 +79,41 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read and verify one checkpoint; CheckpointError says what is wrong with it."""
     path = Path(path)
     try:
-        meta = json.loads(_meta_path(path).read_text())
+        meta = json.loads(_meta_path(path).read_bytes())
         data = path.read_bytes()
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise CheckpointError(f"cannot read checkpoint {path} ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {_meta_path(path)} holds {type(meta).__name__}, not "
+                              "the checkpoint's size and sha256")
     digest = hashlib.sha256(data).hexdigest()
     if len(data) != meta.get("bytes") or digest != meta.get("sha256"):
         raise CheckpointError(f"checkpoint {path} is damaged: its size or sha256 does not match "
                               f"{_meta_path(path).name}")
     try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own warnings: the sentence below says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"it names {named.group(1)}" if named else "unsafe content"
         raise CheckpointError(f"checkpoint {path} holds objects genlab refuses to unpickle "
-                              f"({first}); only tensors and plain values are loaded") from None
+                              f"({what}); only tensors and plain values are loaded") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         version = payload.get("format_version") if isinstance(payload, dict) else None
         raise CheckpointError(f"checkpoint {path} has format version {version!r}, this genlab "
                               f"reads version {FORMAT_VERSION}")
+    missing = [key for key, kind in REQUIRED.items() if not isinstance(payload.get(key), kind)]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks or has damaged {', '.join(missing)}")
     return payload
+
+
+# What every checkpoint holds, by type (a sha256-sealed file can still have been written wrong).
+REQUIRED = {"step": int, "model_name": str, "model": dict, "optimizers": dict, "rng": dict,
+            "data_order": dict, "fixed_latents": torch.Tensor}
 
 
 def latest_checkpoint(run_dir: Path, warn: Callable[[str], None]

@@ -1,0 +1,131 @@
+"""`genlab train MODEL`, `genlab sweep MODEL` and `genlab demo`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from genlab.cli.flags import (EXIT_INTERRUPTED, add_model_flags, config_settings, count,
+                              first_line, print_score)
+from genlab.console import Console
+from genlab.errors import GenlabError
+
+DEMO_FID_SAMPLES = 1000
+
+
+def register(commands, console: Console) -> None:
+    from genlab.models import MODELS
+
+    train = commands.add_parser("train", help="train a model (resumes an existing run folder)",
+                                description="Train a model; on an existing run folder, resume "
+                                "from its latest checkpoint.")
+    models = train.add_subparsers(dest="model", metavar="MODEL", parser_class=train.__class__)
+    for name, model_cls in MODELS.items():
+        sub = models.add_parser(name, help=first_line(model_cls.__doc__),
+                                description=first_line(model_cls.__doc__))
+        sub.add_argument("--run-dir", help="run folder (default: runs/<model>-<dataset>-z<latent>"
+                         "-b<batch>-s<steps>); an existing one is resumed")
+        add_model_flags(sub, model_cls)
+        sub.set_defaults(handler=lambda args: train_command(args, console))
+
+    sweep = commands.add_parser(
+        "sweep", help="train one run per combination of flag values, then tabulate them",
+        description="Train one run per combination of the values given (any `genlab train` "
+        "flag takes several, e.g. --latent-dim 3 10 100 --seed 0 1 2) into --out DIR, one folder "
+        "per run; resumable (finished runs are reused, interrupted ones resume); then write "
+        "DIR/results.md and results.csv with each run's scores and, over seeds, each setting's "
+        "mean +- std.")
+    sweep_models = sweep.add_subparsers(dest="model", metavar="MODEL", parser_class=sweep.__class__)
+    for name, model_cls in MODELS.items():
+        sub = sweep_models.add_parser(name, help=f"sweep {name} runs")
+        sub.add_argument("--out", required=True, help="folder for the runs and the results table")
+        sub.add_argument("--parallel", type=count(1, 64), default=1,
+                         help="runs trained at the same time (default: 1)")
+        add_model_flags(sub, model_cls, several=True)
+        sub.set_defaults(handler=lambda args: sweep_command(args, console))
+
+    demo = commands.add_parser("demo", help="train a small VAE on MNIST, or on the embedded "
+                               "digits when MNIST is not available",
+                               description="Train the homework's VAE for a few minutes and show "
+                               "where its samples, curves and checkpoint are.")
+    demo.add_argument("--steps", type=count(1, 10**9), default=2000,
+                      help="training steps (default: 2000)")
+    demo.add_argument("--run-dir", help="run folder (default: runs/demo-vae-<dataset>)")
+    demo.add_argument("--no-download", action="store_true", help="do not try to download MNIST")
+    # 1000 images a side, not the protocol's 3000: a few minutes of CPU, not ten.
+    demo.add_argument("--fid-samples", type=count(0), default=DEMO_FID_SAMPLES,
+                      help=f"images a side for the final FID (default: {DEMO_FID_SAMPLES}; 0 "
+                      "skips it)")
+    demo.set_defaults(handler=lambda args: demo_command(args, console))
+
+
+def train_command(args: argparse.Namespace, console: Console) -> int:
+    return train_and_report(args.model, config_settings(args, args.model), args.run_dir, console)
+
+
+def train_and_report(model_name: str, settings: dict, run_dir: str | None, console: Console,
+                     announce: str | None = None) -> int:
+    """Train one run, then print where its outputs are (rank 0 under torchrun)."""
+    from genlab.metrics.records import metrics_path
+    from genlab.train.api import train
+
+    outcome = train(model_name, settings, run_dir, console, announce)
+    result = outcome.result
+    if not outcome.reports:
+        return EXIT_INTERRUPTED if result.interrupted else 0
+    print_outputs(outcome.folder, result.checkpoint)
+    if result.interrupted:
+        console.say(f"interrupted at step {result.step}: checkpoint saved; run the same command "
+                    "to resume")
+        return EXIT_INTERRUPTED
+    if outcome.already_trained:
+        console.say(f"{outcome.folder} is already trained to step {result.step}; pass "
+                    "--num-training-steps with a larger number to train further")
+    else:
+        console.say(f"trained to step {result.step} ({result.images_per_second:.0f} images/s)")
+    if outcome.record is not None:
+        print_score(outcome.record, metrics=metrics_path(result.checkpoint))
+    return 0
+
+
+def print_outputs(folder: Path, checkpoint: Path | None) -> None:
+    print(f"run folder:  {folder}")
+    print(f"tensorboard: tensorboard --logdir {folder}")
+    if checkpoint is not None:
+        print(f"checkpoint:  {checkpoint}")
+        for name in ("samples", "reconstructions"):
+            png = checkpoint.with_name(f"{checkpoint.stem}-{name}.png")
+            if png.exists():
+                print(f"{name + ':':<12} {png}")
+
+
+def sweep_command(args: argparse.Namespace, console: Console) -> int:
+    from genlab import sweep
+
+    settings = {k: (v if isinstance(v, list) else [v])
+                for k, v in config_settings(args, args.model).items()}
+    runs = sweep.plan(args.model, settings, Path(args.out))
+    varied = ", ".join(sorted({k for r in runs for k in r.varied})) or "nothing"
+    console.say(f"sweep: {len(runs)} run(s) of {args.model} varying {varied} into {args.out}, "
+                f"{args.parallel} at a time")
+    codes = sweep.run_all(args.model, runs, Path(args.out), args.parallel, console.say)
+    md, csv_path = sweep.write_table(sweep.results(runs, Path(args.out), codes), Path(args.out),
+                                     runs)
+    print(md.read_text(), end="")
+    print(f"{'results:':<12} {md} (and {csv_path.name})")
+    failed = [name for name, code in codes.items() if code != 0]
+    if failed:
+        raise GenlabError(f"{len(failed)} of {len(runs)} runs failed ({', '.join(failed)}); "
+                          f"see their logs in {args.out} and run the same sweep again to resume")
+    return 0
+
+
+def demo_command(args: argparse.Namespace, console: Console) -> int:
+    from genlab.data import demo_dataset
+
+    dataset, announce = demo_dataset(download=not args.no_download, log=console.say)
+    settings = {"dataset": dataset, "num_training_steps": args.steps,
+                "saving_steps": max(1, args.steps // 4), "download": not args.no_download,
+                "fid_samples": args.fid_samples}
+    run_dir = args.run_dir or str(Path("runs") / f"demo-vae-{dataset}")
+    return train_and_report("vae", settings, run_dir, console, announce=announce)

@@ -1,0 +1,117 @@
+"""Training a run as one call, from Python or from `genlab train`:
+
+    from genlab.console import Console
+    from genlab.train.api import train
+    outcome = train("vae", {"latent_dim": 10, "dataset": "digits"}, "runs/z10", Console())
+
+Under torchrun every process calls it: the processes are read from the environment, each
+trains its shard, only rank 0 writes and talks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genlab import distributed
+from genlab.console import Console
+from genlab.distributed import Processes
+from genlab.train.trainer import TrainResult
+
+
+@dataclass
+class TrainOutcome:
+    folder: Path
+    result: TrainResult
+    record: dict | None   # the final scores of the last checkpoint (rank 0), if computed
+    already_trained: bool  # the folder was trained to the asked step before this call
+    reports: bool          # this process is the one that talks (rank 0 under torchrun)
+
+
+def train(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
+          console: Console, announce: str | None = None) -> TrainOutcome:
+    """Train (or resume) one run to its step count, then score its last checkpoint (the
+    metrics of --metrics, unless stored already under the same settings). `settings` are config
+    fields by name, as the flags of `genlab train` give them."""
+    processes = distributed.from_environment()
+    if not processes.is_main:
+        console = Console(quiet=True, stream=console.stream)
+    try:
+        return _train(model_name, settings, run_dir, console, announce, processes)
+    finally:
+        distributed.stop()  # leaves the process group, if this process joined one
+
+
+def _train(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
+           console: Console, announce: str | None, processes: Processes) -> TrainOutcome:
+    from genlab.run import RunLock, new_config, run_folder
+
+    folder = run_folder(new_config(model_name, settings), run_dir)
+    # The folder's one writer from here on (rank 0 writes for all processes).
+    with RunLock(folder) if processes.is_main else contextlib.nullcontext():
+        return _train_locked(model_name, settings, folder, console, announce, processes)
+
+
+def _train_locked(model_name: str, settings: dict[str, Any], folder: Path, console: Console,
+                  announce: str | None, processes: Processes) -> TrainOutcome:
+    from genlab.data import load_split
+    from genlab.metrics.evaluate import check_ready
+    from genlab.run import build_model, finalise, prepare_run, resolve_device, write_config
+    from genlab.train.trainer import Trainer
+
+    config, folder, resuming = prepare_run(model_name, settings, str(folder))
+    device = distributed.start(processes, resolve_device(config.train.device))
+    train_set = load_split(config.data, config.data.train_split, log=console.say)
+    without_splits = train_set.split != config.data.train_split  # a --data source: one split
+    val_set = (train_set if config.data.val_split == config.data.train_split or without_splits
+               else load_split(config.data, config.data.val_split, log=console.say))
+    check_ready(config.eval, device)  # no weights: say so now, not after training
+    finalise(config, train_set, set(settings), resuming, folder, console.say)
+    model = build_model(config)
+    if announce:
+        console.say(announce)
+    if processes.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_config(config, folder)
+    trainer = Trainer(config, folder, model, train_set, val_set, device, processes=processes,
+                      console=console)
+    if trainer.resume(console.warn):
+        console.say(f"resuming {folder} from step {trainer.step} ({trainer.last_checkpoint.name})")
+    elif config.data.train_split == config.data.val_split or without_splits:
+        console.say(f"note: validating on the training split ({train_set.split})")
+    console.say(f"training {model_name} on {config.data.dataset}/{config.data.train_split} "
+                f"({len(train_set)} images from {train_set.source}) on "
+                f"{_where(trainer, device, processes)} to step {config.train.num_training_steps}")
+    result = trainer.fit()
+    record = None
+    if config.eval.fid_samples and result.checkpoint is not None and not result.interrupted:
+        record = final_scores(config, trainer.model, result.step, result.checkpoint, device,
+                              processes, console)
+    return TrainOutcome(folder, result, record, already_trained=not result.images_per_second,
+                        reports=processes.is_main)
+
+
+def _where(trainer, device, processes: Processes) -> str:
+    if not processes.parallel:
+        return str(device)
+    batchnorm = ", BatchNorm over the global batch" if trainer.config.train.sync_batchnorm else ""
+    return (f"{processes.world_size} processes ({device.type}), global batch "
+            f"{trainer.config.train.batch_size} = {processes.world_size} x "
+            f"{trainer.local_batch_size}{batchnorm}")
+
+
+def final_scores(config, model, step: int, checkpoint: Path, device, processes: Processes,
+                 console: Console) -> dict | None:
+    """The scores of the finished run, unless this checkpoint already has them (same settings).
+    Every process takes part (rank 0 decides whether a score is stored and gets the record)."""
+    from genlab.metrics.evaluate import evaluate_run, find_record
+
+    record = find_record(checkpoint, config, config.eval, seed=0) if processes.is_main else None
+    if processes.parallel:
+        [record] = distributed.broadcast_from_main(record)
+    if record is None:
+        record = evaluate_run(config, model, step, checkpoint, config.eval, device, console.say,
+                              console.warn, processes=processes)
+    return record if processes.is_main else None

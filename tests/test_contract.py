@@ -1,0 +1,105 @@
+"""The model contract, for every registered model (`pytest -k contract`): it builds from a config,
+takes a training step on uint8 images with finite named losses, decodes the right shape into
+its data range, round-trips through a checkpoint and `load_run`, and resumes bit for bit. A new
+model in genlab.models.MODELS gets all of this for free (pythae parametrizes its tests so)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from genlab.data import load_split
+from genlab.errors import GenlabError
+from genlab.models import MODELS
+from genlab.run import build_model, load_run, new_config
+from genlab.train.trainer import Trainer
+from test_trainer import assert_same_state, final_state
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    """48 smooth RGB 64x64 images in an HDF5 file, for models that need 64x64 images."""
+    path = tmp_path_factory.mktemp("faces") / "faces.h5"
+    g = torch.Generator().manual_seed(0)
+    small = torch.rand(48, 3, 8, 8, generator=g)
+    images = torch.nn.functional.interpolate(small, size=64, mode="bilinear") * 255
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=images.round().to(torch.uint8).numpy())
+    return path
+
+
+def small_settings(name: str, faces) -> dict:
+    """The smallest run of the model on real-shaped data: the digits at 32x32, or 64x64 images
+    for a model that refuses 32x32."""
+    base = {"latent_dim": 8, "batch_size": 4, "fid_samples": 0, "seed": 3, "val_images": 8,
+            "logging_steps": 1}
+    config = new_config(name, {**base, "dataset": "digits"})
+    config.image_shape = (1, 32, 32)
+    try:
+        build_model(config)
+        return {**base, "dataset": "digits"}
+    except GenlabError:
+        return {**base, "data_path": str(faces)}
+
+
+def trainer_for(name: str, settings: dict, folder, steps: int, saving: int) -> Trainer:
+    config = new_config(name, {**settings, "num_training_steps": steps, "saving_steps": saving})
+    train = load_split(config.data, config.data.train_split)
+    val = load_split(config.data, config.data.val_split) if not config.data.data_path else train
+    config.image_shape = train.image_shape
+    trainer = Trainer(config, folder, build_model(config), train, val, torch.device("cpu"))
+    trainer.resume(warn=lambda message: None)
+    return trainer
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_contract_a_step_gives_finite_named_losses_and_decodes_in_range(name, faces, tmp_path):
+    trainer = trainer_for(name, small_settings(name, faces), tmp_path, 5, 5)
+    losses = trainer.train_step()
+    assert losses and all(isinstance(k, str) for k in losses)
+    assert all(torch.isfinite(v).all() for v in losses.values()), losses
+    minimised = {u.minimise for phase in trainer.phases for u in phase.updates}
+    assert minimised <= set(losses)  # every update's loss is logged
+    model = trainer.model.eval()
+    with torch.no_grad():
+        images = model.decode(model.sample_latents(3, torch.Generator().manual_seed(0)))
+    low, high = model.data_range
+    assert tuple(images.shape) == (3, *trainer.config.image_shape)
+    assert images.min() >= low and images.max() <= high
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_contract_round_trips_through_a_checkpoint_and_load_run(name, faces, tmp_path):
+    trainer = trainer_for(name, small_settings(name, faces), tmp_path, 2, 2)
+    trainer.fit()
+    from genlab.run import write_config
+
+    write_config(trainer.config, tmp_path)
+    config, model, step, _ = load_run(tmp_path, torch.device("cpu"), warn=pytest.fail)
+    assert step == 2 and config.model == name
+    saved = trainer.model.state_dict()
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    z = model.sample_latents(2, torch.Generator().manual_seed(1))
+    with torch.no_grad():  # (the trainer's copy is channels_last: other kernels, same maths)
+        torch.testing.assert_close(model.decode(z), trainer.model.eval().decode(z),
+                                   rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_contract_a_stopped_and_resumed_run_ends_bit_for_bit_like_a_straight_one(name, faces,
+                                                                                 tmp_path):
+    settings = small_settings(name, faces)
+    trainer_for(name, settings, tmp_path / "straight", 4, 2).fit()
+    trainer_for(name, settings, tmp_path / "resumed", 2, 2).fit()
+    resumed = trainer_for(name, settings, tmp_path / "resumed", 4, 2)
+    assert resumed.step == 2
+    resumed.fit()
+    assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "resumed"))
+
+
+def test_contract_covers_every_registered_model():
+    assert set(MODELS) == {"vae", "dcgan", "vaegan"}  # a new model: add it here knowingly
+    assert all(np.all([hasattr(cls, a) for a in ("name", "config_class", "data_range")])
+               for cls in MODELS.values())
