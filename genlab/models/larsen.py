@@ -26,6 +26,7 @@ from torch import nn
 
 IMAGE_SIZE = 64
 HIDDEN = 2048              # the encoder heads' hidden width
+DISCRIMINATOR_HIDDEN = 1024  # the discriminator's FC width
 FLAT = 256 * 8 * 8         # 16384: the encoder's and the discriminator's last feature map
 
 
@@ -33,15 +34,16 @@ def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 5, 2, 2), nn.BatchNorm2d(c_out), nn.ReLU())
 
 
-def _head(latent_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(FLAT, HIDDEN), nn.BatchNorm1d(HIDDEN), nn.ReLU(),
-                         nn.Linear(HIDDEN, latent_dim))
+def _head(latent_dim: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(FLAT, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                         nn.Linear(hidden, latent_dim))
 
 
 class LarsenEncoder(nn.Module):
-    """Images (B, C, 64, 64) -> (B, 2 * latent): the mean, then log sigma."""
+    """Images (B, C, 64, 64) -> (B, 2 * latent): the mean, then log sigma. `hidden` is the
+    heads' FC width (the lab's 2048 holds 67 M of the VAE/GAN's 90 M weights)."""
 
-    def __init__(self, latent_dim: int, channels: int):
+    def __init__(self, latent_dim: int, channels: int, hidden: int = HIDDEN):
         super().__init__()
         self.features = nn.Sequential(OrderedDict([
             ("conv1", _conv_bn_relu(channels, 64)),      # (B, 64, 32, 32)
@@ -49,8 +51,8 @@ class LarsenEncoder(nn.Module):
             ("conv3", _conv_bn_relu(128, 256)),          # (B, 256, 8, 8)
             ("flatten", nn.Flatten()),                   # (B, 16384)
         ]))
-        self.mean = _head(latent_dim)
-        self.log_sigma = _head(latent_dim)
+        self.mean = _head(latent_dim, hidden)
+        self.log_sigma = _head(latent_dim, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x)
@@ -77,7 +79,7 @@ def larsen_decoder(latent_dim: int, channels: int, last: nn.Module | None = None
     return nn.Sequential(layers)
 
 
-def larsen_discriminator(channels: int) -> nn.Sequential:
+def larsen_discriminator(channels: int, hidden: int = DISCRIMINATOR_HIDDEN) -> nn.Sequential:
     """Images (B, C, 64, 64) -> (B, 1) probabilities; its children name the layers whose
     activations a feature-wise similarity can use (conv1..conv4, fc). The authors' code
     (andersbll/autoencoding_beyond_pixels, recon_depth=9 in celeba_aegan.py) measures the
@@ -94,8 +96,8 @@ def larsen_discriminator(channels: int) -> nn.Sequential:
         ("conv3", conv(128, 256, 2, batchnorm=True)),       # (B, 256, 16, 16)
         ("conv4", conv(256, 256, 2, batchnorm=True)),       # (B, 256, 8, 8)
         ("flatten", nn.Flatten()),                          # (B, 16384)
-        ("fc", nn.Sequential(nn.Linear(FLAT, 1024), nn.ELU())),
-        ("logit", nn.Linear(1024, 1)),                      # (B, 1)
+        ("fc", nn.Sequential(nn.Linear(FLAT, hidden), nn.ELU())),   # (B, hidden)
+        ("logit", nn.Linear(hidden, 1)),                      # (B, 1)
         ("sigmoid", nn.Sigmoid()),
     ]))
 
