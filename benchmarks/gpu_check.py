@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 CELEBA = REPO.parent / "shared" / "data" / "celeba" / "celeba64.h5"
 FULL_CELEBA_IMAGES = 202_599
 LAB_EPOCHS = 100
-# --smoke's VAE/GAN: the lab's convolutions, narrow FC layers (17 MB checkpoints, not 0.7 GB).
+# --smoke's VAE/GAN: the lab's convolutions, narrow FC layers (63 MB checkpoints, not 0.72 GB).
 SMOKE_VAEGAN = {"latent_dim": 16, "encoder_hidden_dim": 32, "discriminator_hidden_dim": 32}
 
 

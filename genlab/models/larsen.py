@@ -97,7 +97,7 @@ def larsen_discriminator(channels: int, hidden: int = DISCRIMINATOR_HIDDEN) -> n
         ("conv4", conv(256, 256, 2, batchnorm=True)),       # (B, 256, 8, 8)
         ("flatten", nn.Flatten()),                          # (B, 16384)
         ("fc", nn.Sequential(nn.Linear(FLAT, hidden), nn.ELU())),   # (B, hidden)
-        ("logit", nn.Linear(hidden, 1)),                      # (B, 1)
+        ("logit", nn.Linear(hidden, 1)),                    # (B, 1)
         ("sigmoid", nn.Sigmoid()),
     ]))
 
