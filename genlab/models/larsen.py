@@ -41,7 +41,7 @@ def _head(latent_dim: int, hidden: int) -> nn.Sequential:
 
 class LarsenEncoder(nn.Module):
     """Images (B, C, 64, 64) -> (B, 2 * latent): the mean, then log sigma. `hidden` is the
-    heads' FC width (the lab's 2048 holds 67 M of the VAE/GAN's 90 M weights)."""
+    heads' FC width (at the lab's 2048 the heads hold 67 M weights, half the VAE/GAN's 132 M)."""
 
     def __init__(self, latent_dim: int, channels: int, hidden: int = HIDDEN):
         super().__init__()

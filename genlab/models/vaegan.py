@@ -114,12 +114,13 @@ class VAEGANConfig:
         "slower discriminator, whose features the encoder and decoder can follow)", positive=True,
         tag="dlr")
     encoder_hidden_dim: int = option(
-        HIDDEN, "width of each encoder head's hidden FC layer (the lab's 2048; these two heads "
-        "hold 67 M of the 90 M weights: a smaller width trains and checkpoints faster)",
-        positive=True, maximum=65_536, tag="eh")
+        HIDDEN, "width of each encoder head's hidden FC layer (the lab's 2048, at which the two "
+        "heads hold 67 M weights, half the model's at latent 2048: a smaller width trains "
+        "and checkpoints faster)",
+        positive=True, maximum=16_384, tag="eh")  # 16384: 2 x 268 M weights, ~6 GB to train
     discriminator_hidden_dim: int = option(
         DISCRIMINATOR_HIDDEN, "width of the discriminator's hidden FC layer", positive=True,
-        maximum=65_536, tag="dh")
+        maximum=16_384, tag="dh")
 
 
 def rmsprop(params, lr: float) -> torch.optim.RMSprop:
