@@ -78,6 +78,13 @@ def test_discriminator_and_decoder_shapes_follow_the_lab_table():
     assert layer_output_shapes(model.discriminator, images(2, 3)) == {
         "conv1": (32, 64, 64), "conv2": (128, 32, 32), "conv3": (256, 16, 16),
         "conv4": (256, 8, 8), "flatten": (16384,), "fc": (1024,), "logit": (1,), "sigmoid": (1,)}
+    assert [head[0].out_features for head in (model.encoder.mean, model.encoder.log_sigma)] == \
+        [2048, 2048]
+    # The widths are the options' (the narrow model the other tests use has 32 and 16).
+    narrow = small_vaegan(channels=3, encoder_hidden_dim=32, discriminator_hidden_dim=16)
+    assert layer_output_shapes(narrow.discriminator, images(2, 3))["fc"] == (16,)
+    assert [head[0].out_features for head in (narrow.encoder.mean, narrow.encoder.log_sigma)] == \
+        [32, 32]
     out = model.decode(torch.randn(5, 8, dtype=torch.float64))
     assert out.shape == (5, 3, 64, 64) and out.min() >= -1 and out.max() <= 1  # Tanh
     assert isinstance(model.decoder[-1], torch.nn.Tanh)
@@ -455,8 +462,12 @@ def test_run_folder_names_and_the_labs_defaults():
                                                 optimizer="rmsprop", equilibrium_margin=0.0,
                                                 equilibrium=0.68, discriminator_lr_scale=1.0,
                                                 beta_warmup_steps=0, max_log_sigma=20.0,
-                                                llike_reduction="mean", posterior_head="log-var")
+                                                llike_reduction="mean", posterior_head="log-var",
+                                                encoder_hidden_dim=2048,
+                                                discriminator_hidden_dim=1024)
     assert default_run_dir(default).name == "vaegan-celeba-z2048-b64-e100"
+    assert default_run_dir(config(encoder_hidden_dim=32, discriminator_hidden_dim=32)).name == \
+        "vaegan-celeba-z2048-eh32-dh32-b64-e100"
     steps = config(num_training_steps=300)  # --steps replaces the default epochs
     assert steps.train.epochs is None and default_run_dir(steps).name == "vaegan-celeba-z2048-b64-s300"
     assert default_run_dir(config(feature_layer="pixel", gamma=10.0, generator_loss="saturating",
