@@ -52,6 +52,10 @@ class DataConfig:
         "order, so it is fixed once a run starts)", positive=True, maximum=1e6)
     download: bool = option(True, "download missing files from the data set's mirrors",
                             resumable=True)
+    verify_files: bool = option(
+        True, "check that an IDX data set's files are its official ones by their content's md5 "
+        "(MNIST and Fashion-MNIST share file names); --no-verify-files trains on your own IDX "
+        "files under those names")
 
 
 @dataclass

@@ -65,20 +65,28 @@ def _touch_split(folder, split="test"):
 
 
 def test_search_order_data_dir_then_genlab_data_then_cache(tmp_path, monkeypatch):
+    # Empty files of the right names: where they are looked for, not what they hold (that is
+    # tests/test_identity.py), hence verify=False.
+    def where(data_dir):
+        return find_split(MNIST, "test", data_dir, verify=False).files
+
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     _touch_split(cache / "genlab" / "mnist")
-    assert find_split(MNIST, "test", None)[0].parent == cache / "genlab" / "mnist"
+    assert where(None)[0].parent == cache / "genlab" / "mnist"
 
     monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "env"))
     _touch_split(tmp_path / "env" / "mnist")
-    assert find_split(MNIST, "test", None)[0].parent == tmp_path / "env" / "mnist"
+    assert where(None)[0].parent == tmp_path / "env" / "mnist"
 
     _touch_split(tmp_path / "given")
-    assert find_split(MNIST, "test", str(tmp_path / "given"))[0].parent == tmp_path / "given"
+    assert where(str(tmp_path / "given"))[0].parent == tmp_path / "given"
     # --data-dir is the only place looked at when given.
     (tmp_path / "empty").mkdir()
-    assert find_split(MNIST, "test", str(tmp_path / "empty")) is None
+    assert where(str(tmp_path / "empty")) is None
+    # Verified, an empty file is read for what is wrong with it.
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz is empty"):
+        find_split(MNIST, "test", None)
 
 
 def test_missing_data_dir_is_one_sentence(tmp_path):

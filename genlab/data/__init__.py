@@ -32,12 +32,14 @@ class DatasetEntry:
 def _idx_entry(spec: IDXDataset) -> DatasetEntry:
     def load(cfg: DataConfig, split: str, log=None) -> ImageSet:
         return load_idx_split(spec, split, cfg.data_dir, cfg.image_size or HOMEWORK_SIZE,
-                              allow_download=cfg.download, log=log)
+                              allow_download=cfg.download, log=log, verify=cfg.verify_files)
 
     def locate(cfg: DataConfig, split: str) -> str:
-        found = find_split(spec, split, cfg.data_dir)
-        if found:
-            return str(found[0].parent)
+        found = find_split(spec, split, cfg.data_dir, verify=cfg.verify_files)
+        if found.files:
+            return str(found.files[0].parent)
+        if found.passed_over:  # files of these names holding something else: named, not found
+            return "not found (" + "; ".join(o.holds() for o in found.passed_over) + ")"
         return "missing (downloaded on first use; looked in " + ", ".join(
             str(d) for d in search_dirs(spec, cfg.data_dir)) + ")"
 
