@@ -9,7 +9,11 @@
 #    Adam 1e-3, 25,000 steps), OUT/vae;
 # 2. the DCGAN at its defaults (latent 100, hidden 16, batch 64, 25,000 steps) over seeds 0-2,
 #    every 1,000-step checkpoint kept, OUT/dcgan; then FID at steps 5,000 ... 20,000;
-# 3. the latent-3 collapse rate: --init default and kaiming x seeds 0-9, 5,000 steps, OUT/collapse.
+# 3. the latent-3 collapse rate: --init default and kaiming x seeds 0-9, 5,000 steps, OUT/collapse;
+# 4. the architecture bonus: --arch mlp and conv-shallow at latent 64 x seeds 0-2, the homework's
+#    25,000 steps, OUT/arch (the conv rows are stage 1's latent-64 runs);
+# 5. latent walks with extrapolation, scored, of VAE-100 and the DCGAN over seeds 0-2,
+#    OUT/walks/<run>.png and records beside each run's last checkpoint.
 #
 # Resumable: run it again and finished runs and scores are reused, interrupted runs continue
 # from their latest checkpoint (a SIGTERM ends a run at its next step with a checkpoint).
@@ -44,3 +48,14 @@ done | xargs -r -n 2 -P "$PARALLEL" sh -c '"$0" eval "$1" --step "$2"' "$GENLAB"
 
 "$GENLAB" sweep vae --latent-dim 3 --init default kaiming --seed 0 1 2 3 4 5 6 7 8 9 \
     --steps 5000 --fid-samples 0 --data-dir "$DATA" --out "$OUT/collapse" --parallel "$PARALLEL"
+
+"$GENLAB" sweep vae --arch mlp conv-shallow --latent-dim 64 --seed 0 1 2 --data-dir "$DATA" \
+    --out "$OUT/arch" --parallel "$PARALLEL"
+
+mkdir -p "$OUT/walks"
+for run in vae/latent-dim-100_seed-{0,1,2} dcgan/seed-{0,1,2}; do
+    name=${run//\//-}
+    [ -s "$OUT/walks/$name.png" ] && continue
+    echo "$OUT/$run $OUT/walks/$name.png"
+done | xargs -r -n 2 -P "$PARALLEL" sh -c '"$0" interpolate "$1" --rows 6 --steps 8 --extend 2 \
+    --score --paths 20 --midpoints 500 --fid-precision bf16 -o "$2"' "$GENLAB"

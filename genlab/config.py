@@ -93,8 +93,9 @@ class TrainConfig:
         "networks; fp32 otherwise); on a GPU, fp32 matrix products use TF32",
         choices=("auto", "fp32", "bf16"),
         resumable=True)
-    compile: bool = option(False, "compile the networks with torch.compile (faster steps on a "
-                           "GPU after a minute of compiling; needs a C++ compiler on the CPU)",
+    compile: bool = option(False, "compile the networks with torch.compile (for a GPU, after a "
+                           "minute of compiling; on a 2-core CPU it slowed the homework's VAE and "
+                           "DCGAN runs, docs/benchmarks.md; needs a C++ compiler on the CPU)",
                            resumable=True)
     sync_batchnorm: bool = option(
         False, "with several processes (torchrun), BatchNorm statistics over the global batch "
