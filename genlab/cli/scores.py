@@ -46,9 +46,9 @@ def eval_command(args: argparse.Namespace, console: Console) -> int:
     settings = eval_config(args)
     config, model, step, path = load_run(args.run, device, console.warn, step=args.step)
     check_ready(settings, device)
-    record = evaluate_run(config, model, step, path, settings, device, console.say, console.warn,
-                          seed=args.seed)
-    print_score(record, f"{args.run} at step {step}: ", metrics_path(path), as_json=args.json)
+    for record in evaluate_run(config, model, step, path, settings, device, console.say,
+                               console.warn, seed=args.seed):
+        print_score(record, f"{args.run} at step {step}: ", metrics_path(path), as_json=args.json)
     return 0
 
 

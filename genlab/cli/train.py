@@ -83,8 +83,9 @@ def train_and_report(model_name: str, settings: dict, run_dir: str | None, conso
                     "--num-training-steps with a larger number to train further")
     else:
         console.say(f"trained to step {result.step} ({result.images_per_second:.0f} images/s)")
-    if outcome.record is not None:
-        print_score(outcome.record, metrics=metrics_path(result.checkpoint))
+    records = outcome.records or []
+    for i, record in enumerate(records):  # where they are stored, once
+        print_score(record, metrics=metrics_path(result.checkpoint) if i == len(records) - 1 else None)
     return 0
 
 

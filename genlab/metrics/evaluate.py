@@ -2,7 +2,8 @@
 and the same metrics between any two image sets.
 
 Protocol (the homework's): N images generated from N(0, I) latents (seeded) against N real images
-from the run's training split (a seeded random choice), N = 3000 by default; both sides are uint8
+from the run's training split (a seeded random choice), N = 3000 by default; `--fid-reference
+val` or `both` scores the same generated images against the validation split's (held out); both sides are uint8
 images (the generated ones rounded as a PNG would be) through the same preprocessing. The real
 side's features are cached (genlab.metrics.cache). Every score is appended, with its settings, as a
 JSON line to `checkpoints/step-XXXXXXXX-metrics.jsonl` beside the checkpoint it measured, and
@@ -161,57 +162,86 @@ def scores(real: FeatureStats, fake: FeatureStats, names: tuple[str, ...], warn:
     return {**registry.compute(names, real, fake), "metrics": list(names)}
 
 
-def run_settings(config: RunConfig, eval_cfg: EvalConfig, seed: int) -> dict:
+def reference_splits(config: RunConfig, eval_cfg: EvalConfig) -> list[str]:
+    """The splits whose real images the generated ones are scored against, first the one the
+    run's headline score uses: --fid-reference train (the run's training split, as the homework's
+    starter scores), val (its validation split: held-out images) or both. A source with one
+    split (a --data file or folder) has one reference whatever is asked."""
+    from genlab.data import load_split
+
+    asked = {"train": [config.data.train_split], "val": [config.data.val_split],
+             "both": [config.data.train_split, config.data.val_split]}[eval_cfg.fid_reference]
+    splits: dict[str, str] = {}  # what a split loads as -> the split asked for
+    for split in asked:
+        splits.setdefault(load_split(config.data, split).split, split)
+    return list(splits.values())
+
+
+def run_settings(config: RunConfig, eval_cfg: EvalConfig, seed: int, split: str) -> dict:
     """The settings that make two scores of one checkpoint comparable (before the network is
     loaded: its hash is added by `evaluate_run`)."""
     n = eval_cfg.fid_samples
-    return {"protocol": f"{n} generated vs {n} real images of {config.data.dataset}/"
-                        f"{config.data.train_split} (the homework's FID protocol)",
+    which = ("the homework's FID protocol" if split == config.data.train_split
+             else "held-out images")
+    return {"protocol": f"{n} generated vs {n} real images of {config.data.dataset}/{split} "
+                        f"({which})",
             "generated_samples": n, "real_samples": n, "generator_seed": seed,
-            "reference_split": config.data.train_split, "precision": eval_cfg.fid_precision}
+            "reference_split": split, "precision": eval_cfg.fid_precision}
 
 
-def find_record(checkpoint: Path, config: RunConfig, eval_cfg: EvalConfig, seed: int) -> dict | None:
-    """A stored score of this checkpoint under the same settings, with every metric asked for,
-    if any."""
-    wanted = run_settings(config, eval_cfg, seed)
+def stored_records(checkpoint: Path, config: RunConfig, eval_cfg: EvalConfig,
+                   seed: int) -> dict[str, dict | None]:
+    """Each reference split's stored score of this checkpoint under the same settings, with
+    every metric asked for (None where there is none), in reference_splits' order."""
     names = set(registry.parse_metrics(eval_cfg.metrics))
-    for record in reversed(read_records(checkpoint)):
-        settings = record.get("settings", {})
-        if (all(settings.get(k) == v for k, v in wanted.items())
-                and names <= set(registry.metrics_of(record))):
-            return record
-    return None
+    records = read_records(checkpoint)
+    found = {}
+    for split in reference_splits(config, eval_cfg):
+        wanted = run_settings(config, eval_cfg, seed, split)
+        found[split] = next((r for r in reversed(records)
+                             if all(r.get("settings", {}).get(k) == v for k, v in wanted.items())
+                             and names <= set(registry.metrics_of(r))), None)
+    return found
 
 
 def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg: EvalConfig,
                  device: torch.device, log: Log, warn: Log, seed: int = 0,
-                 processes: Processes = SINGLE) -> dict | None:
-    """FID and KID of a run's model under the protocol; stored beside `checkpoint` and logged.
-    With several processes, all generate and extract; rank 0 scores (the others get None)."""
+                 processes: Processes = SINGLE,
+                 splits: list[str] | None = None) -> list[dict] | None:
+    """FID, KID and precision/recall of a run's model under the protocol, against each
+    reference split (`splits`, default all of --fid-reference's; the same generated images for
+    all); each stored beside `checkpoint`, the first also logged. With several processes, all
+    generate and extract; rank 0 scores (the others get None)."""
     started = time.perf_counter()
     names = registry.parse_metrics(eval_cfg.metrics)
     n = eval_cfg.fid_samples
     if n < 2:
         raise GenlabError(f"--fid-samples {n} is too few; FID and KID need at least 2 images "
                           "(the homework's protocol uses 3000)")
-    check_reference_count(config.data, config.data.train_split, n)  # before any generating
+    splits = splits or reference_splits(config, eval_cfg)
+    for split in splits:
+        check_reference_count(config.data, split, n)  # before any generating
     extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision)
     log(f"FID: computing the features of {n} generated images")
     fake = generated_stats(extractor, model, n, seed, device, processes)
     if fake is None:
         return None
-    real, reference = reference_stats(config.data, config.data.train_split, n, extractor, log, warn)
-    record = {
-        "step": step, "checkpoint": checkpoint.name, "model": config.model,
-        **scores(real, fake, names, warn),
-        "settings": {**run_settings(config, eval_cfg, seed), "reference": reference,
-                     **extractor.settings, "device": str(device), "genlab_version": __version__},
-        "time": utc_now(), "seconds": round(time.perf_counter() - started, 1),
-    }
-    append_record(checkpoint, record)
-    log_tensorboard(checkpoint.parent.parent, step, registry.values_of(record))
-    return record
+    records = []
+    for split in splits:
+        real, reference = reference_stats(config.data, split, n, extractor, log, warn)
+        record = {
+            "step": step, "checkpoint": checkpoint.name, "model": config.model,
+            **scores(real, fake, names, warn),
+            "settings": {**run_settings(config, eval_cfg, seed, split), "reference": reference,
+                         **extractor.settings, "device": str(device),
+                         "genlab_version": __version__},
+            "time": utc_now(), "seconds": round(time.perf_counter() - started, 1),
+        }
+        append_record(checkpoint, record)
+        records.append(record)
+    # TensorBoard's metrics/* curves: the headline reference's (its tags carry no split).
+    log_tensorboard(checkpoint.parent.parent, step, registry.values_of(records[0]))
+    return records
 
 
 def compare_sources(source_a, source_b, extractor: InceptionFeatures, names: tuple[str, ...],

@@ -25,7 +25,7 @@ from genlab.train.trainer import TrainResult
 class TrainOutcome:
     folder: Path
     result: TrainResult
-    record: dict | None   # the final scores of the last checkpoint (rank 0), if computed
+    records: list[dict] | None  # the last checkpoint's scores, one per reference split (rank 0)
     already_trained: bool  # the folder was trained to the asked step before this call
     reports: bool          # this process is the one that talks (rank 0 under torchrun)
 
@@ -85,11 +85,11 @@ def _train_locked(model_name: str, settings: dict[str, Any], folder: Path, conso
                 f"({len(train_set)} images from {train_set.source}) on "
                 f"{_where(trainer, device, processes)} to step {config.train.num_training_steps}")
     result = trainer.fit()
-    record = None
+    records = None
     if config.eval.fid_samples and result.checkpoint is not None and not result.interrupted:
-        record = final_scores(config, trainer.model, result.step, result.checkpoint, device,
-                              processes, console)
-    return TrainOutcome(folder, result, record, already_trained=not result.images_per_second,
+        records = final_scores(config, trainer.model, result.step, result.checkpoint, device,
+                               processes, console)
+    return TrainOutcome(folder, result, records, already_trained=not result.images_per_second,
                         reports=processes.is_main)
 
 
@@ -103,15 +103,20 @@ def _where(trainer, device, processes: Processes) -> str:
 
 
 def final_scores(config, model, step: int, checkpoint: Path, device, processes: Processes,
-                 console: Console) -> dict | None:
-    """The scores of the finished run, unless this checkpoint already has them (same settings).
-    Every process takes part (rank 0 decides whether a score is stored and gets the record)."""
-    from genlab.metrics.evaluate import evaluate_run, find_record
+                 console: Console) -> list[dict] | None:
+    """The scores of the finished run, one per reference split; only those this checkpoint does
+    not have already (same settings) are computed. Every process takes part (rank 0 decides
+    which are missing and gets the records)."""
+    from genlab.metrics.evaluate import evaluate_run, stored_records
 
-    record = find_record(checkpoint, config, config.eval, seed=0) if processes.is_main else None
+    stored = stored_records(checkpoint, config, config.eval, seed=0) if processes.is_main else None
     if processes.parallel:
-        [record] = distributed.broadcast_from_main(record)
-    if record is None:
-        record = evaluate_run(config, model, step, checkpoint, config.eval, device, console.say,
-                              console.warn, processes=processes)
-    return record if processes.is_main else None
+        [stored] = distributed.broadcast_from_main(stored)
+    missing = [split for split, record in stored.items() if record is None]
+    if missing:
+        new = evaluate_run(config, model, step, checkpoint, config.eval, device, console.say,
+                           console.warn, processes=processes, splits=missing)
+        if new is None:  # not rank 0
+            return None
+        stored.update(zip(missing, new))
+    return list(stored.values()) if processes.is_main else None

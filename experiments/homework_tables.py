@@ -1,0 +1,205 @@
+"""The tables of docs/results/vae-mnist.md and dcgan-mnist.md, printed as Markdown from the runs
+of experiments/homework_mnist.sh (every number in them comes from the runs' stored records and
+scalars.jsonl; nothing is typed in by hand).
+
+Usage:  .venv/bin/python experiments/homework_tables.py OUT [--figures DIR]
+
+Prints, for what exists under OUT:
+  the VAE table: each latent size over its seeds, mean +- sample std (n) of FID, KID,
+    precision and recall at step 25,000, each seed's FID, and which seeds collapsed (no active
+    latent dimension at the last validation);
+  the DCGAN's FID at steps 5,000 ... 25,000 over its seeds (and, with --figures, the curve);
+  the latent-3 collapse table (--init default and kaiming, seeds 0-9, 5,000 steps);
+  the architecture bonus at latent 64 (conv, conv-shallow, mlp);
+  the latent-walk scores.
+A run still training, or not scored yet, shows as a missing value and is left out of the n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from pathlib import Path
+
+from genlab.metrics.records import read_records
+from genlab.metrics.registry import values_of
+
+LATENTS = (3, 10, 64, 100)
+SEEDS = (0, 1, 2)
+DCGAN_STEPS = (5000, 10000, 15000, 20000, 25000)
+
+
+def checkpoint(run: Path, step: int) -> Path:
+    return run / "checkpoints" / f"step-{step:08d}.pt"
+
+
+def scores(run: Path, step: int) -> dict[str, float] | None:
+    """The newest sample-quality record of the run's checkpoint at `step`, or None."""
+    records = [r for r in read_records(checkpoint(run, step)) if values_of(r)]
+    return values_of(records[-1]) if records else None
+
+
+def walk_scores(run: Path, step: int) -> dict | None:
+    records = [r for r in read_records(checkpoint(run, step)) if "smoothness" in r]
+    return records[-1] if records else None
+
+
+def last_validation(run: Path) -> dict[str, float]:
+    """The last validation record of the run's scalars.jsonl (val/* keys)."""
+    last: dict[str, float] = {}
+    path = run / "scalars.jsonl"
+    if not path.is_file():
+        return last
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if any(key.startswith("val/") for key in record):
+            last = record
+    return last
+
+
+def spread(values: list[float], digits: int = 1, scale: float = 1.0) -> str:
+    values = [v * scale for v in values]
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (n = 1)"
+    return (f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f} "
+            f"(n = {len(values)})")
+
+
+def vae_table(out: Path) -> list[str]:
+    lines = ["| latent | FID seeds 0 / 1 / 2 | FID mean ± std | KID (x 1e-3) | precision | recall "
+             "| collapsed (active dims 0) |", "|---|---|---|---|---|---|---|"]
+    for latent in LATENTS:
+        per_seed, collapsed, found = [], [], []
+        for seed in SEEDS:
+            run = out / "vae" / f"latent-dim-{latent}_seed-{seed}"
+            values = scores(run, 25000)
+            per_seed.append(f"{values['fid']:.1f}" if values else "-")
+            if values:
+                found.append(values)
+                if last_validation(run).get("val/active_dims", 1) == 0:
+                    collapsed.append(str(seed))
+        if not found:
+            continue
+        column = lambda key: [v[key] for v in found if key in v]  # noqa: E731
+        lines.append(f"| {latent} | {' / '.join(per_seed)} | {spread(column('fid'))} | "
+                     f"{spread(column('kid'), 1, 1e3)} | {spread(column('precision'), 3)} | "
+                     f"{spread(column('recall'), 3)} | "
+                     f"{', '.join(collapsed) or 'none'} of {len(found)} |")
+    return lines
+
+
+def dcgan_table(out: Path) -> tuple[list[str], dict[int, list[float]]]:
+    curve: dict[int, list[float]] = {}
+    lines = ["| step | " + " | ".join(f"seed {s}" for s in SEEDS) + " | FID mean ± std |",
+             "|---|" + "---|" * (len(SEEDS) + 1)]
+    for step in DCGAN_STEPS:
+        row = []
+        for seed in SEEDS:
+            values = scores(out / "dcgan" / f"seed-{seed}", step)
+            row.append(f"{values['fid']:.1f}" if values else "-")
+            if values:
+                curve.setdefault(step, []).append(values["fid"])
+        if step in curve:
+            lines.append(f"| {step:,} | {' | '.join(row)} | {spread(curve[step])} |")
+    return lines, curve
+
+
+def collapse_table(out: Path) -> list[str]:
+    lines = ["| `--init` | collapsed seeds (of those trained to 5,000) | val KL at 5,000 (nats), "
+             "seeds 0-9 | active dims at 5,000 |", "|---|---|---|---|"]
+    for init in ("default", "kaiming"):
+        collapsed, kls, dims, done = [], [], [], 0
+        for seed in range(10):
+            last = last_validation(out / "collapse" / f"init-{init}_seed-{seed}")
+            if last.get("step") != 5000:
+                kls.append("-")
+                dims.append("-")
+                continue
+            done += 1
+            kls.append(f"{last['val/kl']:.2f}")
+            dims.append(f"{last['val/active_dims']:.0f}")
+            if last["val/active_dims"] == 0:
+                collapsed.append(str(seed))
+        if done:
+            lines.append(f"| {init} | {len(collapsed)} of {done} ({', '.join(collapsed) or '-'}) "
+                         f"| {' / '.join(kls)} | {' / '.join(dims)} |")
+    return lines
+
+
+def arch_table(out: Path) -> list[str]:
+    lines = ["| `--arch` | FID seeds 0 / 1 / 2 | FID mean ± std | precision | recall | val loss |",
+             "|---|---|---|---|---|---|"]
+    for arch in ("conv", "conv-shallow", "mlp"):
+        found, per_seed, losses = [], [], []
+        for seed in SEEDS:
+            run = (out / "vae" / f"latent-dim-64_seed-{seed}" if arch == "conv"
+                   else out / "arch" / f"arch-{arch}_seed-{seed}")
+            values = scores(run, 25000)
+            per_seed.append(f"{values['fid']:.1f}" if values else "-")
+            if values:
+                found.append(values)
+                losses.append(last_validation(run).get("val/loss", math.nan))
+        if found:
+            lines.append(f"| {arch} | {' / '.join(per_seed)} | {spread([v['fid'] for v in found])} "
+                         f"| {spread([v['precision'] for v in found], 3)} | "
+                         f"{spread([v['recall'] for v in found], 3)} | {spread(losses)} |")
+    return lines
+
+
+def walks_table(out: Path) -> list[str]:
+    lines = ["| run | smoothness | path-length ratio | midpoint FID |", "|---|---|---|---|"]
+    for run in [f"vae/latent-dim-100_seed-{s}" for s in SEEDS] + [f"dcgan/seed-{s}" for s in SEEDS]:
+        record = walk_scores(out / run, 25000)
+        if record:
+            lines.append(f"| {run} | {record['smoothness']:.2f} | "
+                         f"{record['path_length_ratio']:.2f} | {record['midpoint_fid']:.1f} |")
+    return lines
+
+
+def plot_dcgan(curve: dict[int, list[float]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = sorted(curve)
+    figure, axis = plt.subplots(figsize=(5, 3.4))
+    means = [statistics.mean(curve[s]) for s in steps]
+    stds = [statistics.stdev(curve[s]) if len(curve[s]) > 1 else 0 for s in steps]
+    for s in steps:
+        axis.scatter([s] * len(curve[s]), curve[s], color="0.6", s=10, zorder=1)
+    axis.errorbar(steps, means, yerr=stds, marker="o", capsize=4, zorder=2,
+                  label=f"mean ± std over seeds (n = {min(len(v) for v in curve.values())}"
+                        f"-{max(len(v) for v in curve.values())})")
+    axis.axhline(80, color="tab:red", linestyle="--", linewidth=1, label="the homework's FID < 80")
+    axis.set_xlabel("training step (batch 64)")
+    axis.set_ylabel("FID (3,000 vs 3,000 test images)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--figures", type=Path, help="write dcgan-mnist-fid-by-step.png here")
+    args = parser.parse_args()
+    print("## VAE, step 25,000\n", *vae_table(args.out), sep="\n")
+    lines, curve = dcgan_table(args.out)
+    print("\n## DCGAN FID by step\n", *lines, sep="\n")
+    if args.figures and curve:
+        plot_dcgan(curve, args.figures / "dcgan-mnist-fid-by-step.png")
+    print("\n## latent-3 collapse, 5,000 steps\n", *collapse_table(args.out), sep="\n")
+    print("\n## architecture bonus, latent 64, step 25,000\n", *arch_table(args.out), sep="\n")
+    print("\n## latent walks\n", *walks_table(args.out), sep="\n")
+
+
+if __name__ == "__main__":
+    main()
