@@ -35,9 +35,15 @@ def checkpoint(run: Path, step: int) -> Path:
     return run / "checkpoints" / f"step-{step:08d}.pt"
 
 
-def scores(run: Path, step: int) -> dict[str, float] | None:
-    """The newest sample-quality record of the run's checkpoint at `step`, or None."""
-    records = [r for r in read_records(checkpoint(run, step)) if values_of(r)]
+REFERENCE = {"train": "3,000 training images (the homework's protocol)",
+             "test": "3,000 test images (held out)"}
+
+
+def scores(run: Path, step: int, split: str = "train") -> dict[str, float] | None:
+    """The newest sample-quality record of the run's checkpoint at `step` against `split`'s real
+    images, or None."""
+    records = [r for r in read_records(checkpoint(run, step))
+               if values_of(r) and r.get("settings", {}).get("reference_split") == split]
     return values_of(records[-1]) if records else None
 
 
@@ -72,14 +78,14 @@ def spread(values: list[float], digits: int = 1, scale: float = 1.0) -> str:
             f"(n = {len(values)})")
 
 
-def vae_table(out: Path) -> list[str]:
+def vae_table(out: Path, split: str) -> list[str]:
     lines = ["| latent | FID seeds 0 / 1 / 2 | FID mean ± std | KID (x 1e-3) | precision | recall "
              "| collapsed (active dims 0) |", "|---|---|---|---|---|---|---|"]
     for latent in LATENTS:
         per_seed, collapsed, found = [], [], []
         for seed in SEEDS:
             run = out / "vae" / f"latent-dim-{latent}_seed-{seed}"
-            values = scores(run, 25000)
+            values = scores(run, 25000, split)
             per_seed.append(f"{values['fid']:.1f}" if values else "-")
             if values:
                 found.append(values)
@@ -95,14 +101,14 @@ def vae_table(out: Path) -> list[str]:
     return lines
 
 
-def dcgan_table(out: Path) -> tuple[list[str], dict[int, list[float]]]:
+def dcgan_table(out: Path, split: str) -> tuple[list[str], dict[int, list[float]]]:
     curve: dict[int, list[float]] = {}
     lines = ["| step | " + " | ".join(f"seed {s}" for s in SEEDS) + " | FID mean ± std |",
              "|---|" + "---|" * (len(SEEDS) + 1)]
     for step in DCGAN_STEPS:
         row = []
         for seed in SEEDS:
-            values = scores(out / "dcgan" / f"seed-{seed}", step)
+            values = scores(out / "dcgan" / f"seed-{seed}", step, split)
             row.append(f"{values['fid']:.1f}" if values else "-")
             if values:
                 curve.setdefault(step, []).append(values["fid"])
@@ -133,7 +139,7 @@ def collapse_table(out: Path) -> list[str]:
     return lines
 
 
-def arch_table(out: Path) -> list[str]:
+def arch_table(out: Path, split: str) -> list[str]:
     lines = ["| `--arch` | FID seeds 0 / 1 / 2 | FID mean ± std | precision | recall | val loss |",
              "|---|---|---|---|---|---|"]
     for arch in ("conv", "conv-shallow", "mlp"):
@@ -141,7 +147,7 @@ def arch_table(out: Path) -> list[str]:
         for seed in SEEDS:
             run = (out / "vae" / f"latent-dim-64_seed-{seed}" if arch == "conv"
                    else out / "arch" / f"arch-{arch}_seed-{seed}")
-            values = scores(run, 25000)
+            values = scores(run, 25000, split)
             per_seed.append(f"{values['fid']:.1f}" if values else "-")
             if values:
                 found.append(values)
@@ -163,25 +169,29 @@ def walks_table(out: Path) -> list[str]:
     return lines
 
 
-def plot_dcgan(curve: dict[int, list[float]], out: Path) -> None:
+def plot_dcgan(curves: dict[str, dict[int, list[float]]], out: Path) -> None:
+    """FID against step, mean +- std over seeds and each seed's point, one line per reference."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = sorted(curve)
-    figure, axis = plt.subplots(figsize=(5, 3.4))
-    means = [statistics.mean(curve[s]) for s in steps]
-    stds = [statistics.stdev(curve[s]) if len(curve[s]) > 1 else 0 for s in steps]
-    for s in steps:
-        axis.scatter([s] * len(curve[s]), curve[s], color="0.6", s=10, zorder=1)
-    axis.errorbar(steps, means, yerr=stds, marker="o", capsize=4, zorder=2,
-                  label=f"mean ± std over seeds (n = {min(len(v) for v in curve.values())}"
-                        f"-{max(len(v) for v in curve.values())})")
+    figure, axis = plt.subplots(figsize=(5.5, 3.6))
+    for (split, curve), colour in zip(curves.items(), ("tab:blue", "tab:orange")):
+        if not curve:
+            continue
+        steps = sorted(curve)
+        means = [statistics.mean(curve[s]) for s in steps]
+        stds = [statistics.stdev(curve[s]) if len(curve[s]) > 1 else 0 for s in steps]
+        for s in steps:
+            axis.scatter([s] * len(curve[s]), curve[s], color=colour, alpha=0.35, s=10)
+        n = sorted({len(v) for v in curve.values()})
+        axis.errorbar(steps, means, yerr=stds, marker="o", capsize=4, color=colour,
+                      label=f"against {split} images: mean ± std (n = {'-'.join(map(str, n))})")
     axis.axhline(80, color="tab:red", linestyle="--", linewidth=1, label="the homework's FID < 80")
     axis.set_xlabel("training step (batch 64)")
-    axis.set_ylabel("FID (3,000 vs 3,000 test images)")
-    axis.legend(fontsize=8)
+    axis.set_ylabel("FID (3,000 generated vs 3,000 real)")
+    axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out, dpi=120)
 
@@ -191,13 +201,19 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--figures", type=Path, help="write dcgan-mnist-fid-by-step.png here")
     args = parser.parse_args()
-    print("## VAE, step 25,000\n", *vae_table(args.out), sep="\n")
-    lines, curve = dcgan_table(args.out)
-    print("\n## DCGAN FID by step\n", *lines, sep="\n")
-    if args.figures and curve:
-        plot_dcgan(curve, args.figures / "dcgan-mnist-fid-by-step.png")
-    print("\n## latent-3 collapse, 5,000 steps\n", *collapse_table(args.out), sep="\n")
-    print("\n## architecture bonus, latent 64, step 25,000\n", *arch_table(args.out), sep="\n")
+    for split, against in REFERENCE.items():
+        print(f"## VAE, step 25,000, against {against}\n", *vae_table(args.out, split), "",
+              sep="\n")
+    curves = {}
+    for split, against in REFERENCE.items():
+        lines, curves[split] = dcgan_table(args.out, split)
+        print(f"## DCGAN FID by step, against {against}\n", *lines, "", sep="\n")
+    if args.figures and any(curves.values()):
+        plot_dcgan(curves, args.figures / "dcgan-mnist-fid-by-step.png")
+    print("## latent-3 collapse, 5,000 steps\n", *collapse_table(args.out), "", sep="\n")
+    for split, against in REFERENCE.items():
+        print(f"## architecture bonus, latent 64, step 25,000, against {against}\n",
+              *arch_table(args.out, split), "", sep="\n")
     print("\n## latent walks\n", *walks_table(args.out), sep="\n")
 
 
