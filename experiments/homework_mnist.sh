@@ -21,8 +21,9 @@
 #
 # Layout, from benchmarks/run_layout.py and docs/benchmarks.md: runs train CORES at a time on one
 # thread each (the 32x32 networks are too small for a second thread to help one run), and are
-# scored one at a time on every core (the Inception network is not small: two 1-thread scorings
-# side by side ran at 4.3 images/s each, one on both cores at about 18).
+# scored one at a time on every core: Inception is large enough to use both (two 1-thread
+# scorings side by side ran at 4.3 images/s each, one on both cores at 8.0), and two first
+# scorings side by side would each compute the same real images' features before either caches.
 set -euo pipefail
 OUT=${1:?usage: experiments/homework_mnist.sh OUT}
 DATA=${DATA:-../shared/data/mnist}
