@@ -4,7 +4,8 @@ scalars.jsonl; nothing is typed in by hand).
 
 Usage:  .venv/bin/python experiments/homework_tables.py OUT [--figures DIR]
 
-Prints, for what exists under OUT:
+Prints, for what exists under OUT, each score against the training images (the homework's
+protocol) and against the held-out test images:
   the VAE table: each latent size over its seeds, mean +- sample std (n) of FID, KID,
     precision and recall at step 25,000, each seed's FID, and which seeds collapsed (no active
     latent dimension at the last validation);
@@ -97,7 +98,8 @@ def vae_table(out: Path, split: str) -> list[str]:
         lines.append(f"| {latent} | {' / '.join(per_seed)} | {spread(column('fid'))} | "
                      f"{spread(column('kid'), 1, 1e3)} | {spread(column('precision'), 3)} | "
                      f"{spread(column('recall'), 3)} | "
-                     f"{', '.join(collapsed) or 'none'} of {len(found)} |")
+                     f"{len(collapsed)} of {len(found)}"
+                     f"{' (seed ' + ', '.join(collapsed) + ')' if collapsed else ''} |")
     return lines
 
 
