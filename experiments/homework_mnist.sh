@@ -114,6 +114,6 @@ for run in vae/latent-dim-100_seed-{0,1,2} dcgan/seed-{0,1,2}; do
     name=${run//\//-}
     [ -s "$OUT/walks/$name.png" ] && continue
     OMP_NUM_THREADS=$CORES "$GENLAB" interpolate "$OUT/$run" --rows 6 --steps 8 --extend 2 \
-        --score --paths 20 --midpoints 500 --fid-precision bf16 -o "$OUT/walks/$name.png" \
+        --score --paths 20 --midpoints 500 -o "$OUT/walks/$name.png" \
         >> "$OUT/walks/$name.log" 2>&1
 done

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import needs_inception, run_cli
+from conftest import FAST_FID_PRECISION, needs_inception, run_cli
 from genlab.models.walks import path_positions, walk
 
 
@@ -94,7 +94,7 @@ def test_score_stores_smoothness_and_midpoint_fid_beside_the_checkpoint(vae_run,
     import json
 
     result = run_cli("interpolate", vae_run, "--score", "--paths", "2", "--midpoints", "6",
-                     "--steps", "2", "--fid-precision", "bf16", "-o", tmp_path / "w.png")
+                     "--steps", "2", "--fid-precision", FAST_FID_PRECISION, "-o", tmp_path / "w.png")
     assert result.returncode == 0, result.stderr
     assert "smoothness" in result.stdout and "midpoint FID" in result.stdout
     lines = (vae_run / "checkpoints" / "step-00000020-metrics.jsonl").read_text().splitlines()

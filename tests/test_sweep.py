@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import needs_inception, run_cli
+from conftest import FAST_FID_PRECISION, needs_inception, run_cli
 from genlab.errors import GenlabError
 from genlab.sweep import combinations, train_argv
 
@@ -69,7 +69,7 @@ def test_conflicting_flags_stop_before_any_run(tmp_path):
 def test_the_table_has_each_runs_fid(tmp_path):
     out = tmp_path / "sweep"
     result = run_cli("sweep", "dcgan", "--dataset", "digits", "--steps", "4", "--seed", "0", "1",
-                     "--fid-samples", "16", "--fid-precision", "bf16", "--out", out)
+                     "--fid-samples", "16", "--fid-precision", FAST_FID_PRECISION, "--out", out)
     assert result.returncode == 0, result.stderr
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
