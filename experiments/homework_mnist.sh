@@ -34,9 +34,10 @@ mkdir -p "$OUT"
 
 scored() {  # CHECKPOINT: whether it has stored scores against both references
     "$PYTHON" -c 'import sys
+from pathlib import Path
 from genlab.metrics.records import read_records
 from genlab.metrics.registry import metrics_of
-splits = {r.get("settings", {}).get("reference_split") for r in read_records(sys.argv[1])
+splits = {r.get("settings", {}).get("reference_split") for r in read_records(Path(sys.argv[1]))
           if metrics_of(r)}
 sys.exit(0 if {"train", "test"} <= splits else 1)' "$1"
 }
