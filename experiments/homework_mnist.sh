@@ -32,14 +32,16 @@ PYTHON=${PYTHON:-.venv/bin/python}
 CORES=${CORES:-$(nproc)}
 mkdir -p "$OUT"
 
-scored() {  # CHECKPOINT: whether it has stored scores against both references
+scored() {  # CHECKPOINT: whether it has the scores `genlab eval --fid-reference both` stores
     "$PYTHON" -c 'import sys
 from pathlib import Path
-from genlab.metrics.records import read_records
-from genlab.metrics.registry import metrics_of
-splits = {r.get("settings", {}).get("reference_split") for r in read_records(Path(sys.argv[1]))
-          if metrics_of(r)}
-sys.exit(0 if {"train", "test"} <= splits else 1)' "$1"
+from genlab.config import EvalConfig
+from genlab.metrics.evaluate import stored_records
+from genlab.run import load_config
+checkpoint = Path(sys.argv[1])
+config = load_config(checkpoint.parent.parent / "config.json")
+stored = stored_records(checkpoint, config, EvalConfig(fid_reference="both"), seed=0)
+sys.exit(0 if all(stored.values()) else 1)' "$1"
 }
 
 score() {  # RUN STEP: FID, KID, precision/recall against both references, unless stored

@@ -114,12 +114,16 @@ def _existing(folder: Path, remote: RemoteFile) -> Path | None:
 IDX_DATASETS: tuple[IDXDataset, ...] = (MNIST, FASHION_MNIST)
 
 
-def known_files(specs: tuple[IDXDataset, ...] | None = None) -> dict[str, KnownFile]:
+def known_files() -> dict[str, KnownFile]:
     """md5 of a decompressed official file -> what it is, over every IDX data set."""
     return {md5: KnownFile(spec.name, spec.title, split, kind)
-            for spec in (IDX_DATASETS if specs is None else specs)
+            for spec in IDX_DATASETS
             for split, pair in spec.payloads.items()
             for kind, md5 in zip(("images", "labels"), pair)}
+
+
+def _published() -> str:
+    return " or ".join(spec.name for spec in IDX_DATASETS)
 
 
 @dataclass(frozen=True)
@@ -132,15 +136,15 @@ class PassedOver:
 
     def holds(self) -> str:
         return (f"{self.path} holds {self.what.describe()}" if self.what is not None
-                else f"{self.path} holds no published {' or '.join(s.name for s in IDX_DATASETS)} file")
+                else f"{self.path} holds no published {_published()} file")
 
     def refusal(self, spec: IDXDataset, split: str) -> str:
         if self.what is not None:
             return (f"{self.holds()}, not {spec.title}; pass --dataset {self.what.dataset}, or "
                     f"point --data-dir at a folder holding {spec.name}'s files")
         return (f"{self.path} is not the official {spec.name} {split} {self.kind} file (its "
-                f"content matches no published {' or '.join(s.name for s in IDX_DATASETS)} "
-                "file); to train on your own IDX files pass --no-verify-files")
+                f"content matches no published {_published()} file); to train on your own IDX "
+                "files pass --no-verify-files")
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 and the same metrics between any two image sets.
 
 Protocol (the homework's): N images generated from N(0, I) latents (seeded) against N real images
-from the run's training split (a seeded random choice), N = 3000 by default; `--fid-reference
-val` or `both` scores the same generated images against the validation split's (held out); both sides are uint8
-images (the generated ones rounded as a PNG would be) through the same preprocessing. The real
+from the run's training split (a seeded random choice), N = 3000 by default (`--fid-reference
+val` or `both`: the same generated images against the validation split's, held out); both sides
+are uint8 images (the generated ones rounded as a PNG would be) through the same preprocessing. The real
 side's features are cached (genlab.metrics.cache). Every score is appended, with its settings, as a
 JSON line to `checkpoints/step-XXXXXXXX-metrics.jsonl` beside the checkpoint it measured, and
 logged to TensorBoard as `metrics/<name>` at that step (genlab.metrics.records).
@@ -171,6 +171,8 @@ def reference_splits(config: RunConfig, eval_cfg: EvalConfig) -> list[str]:
 
     asked = {"train": [config.data.train_split], "val": [config.data.val_split],
              "both": [config.data.train_split, config.data.val_split]}[eval_cfg.fid_reference]
+    if config.data.data_path is None:  # a named data set: its splits differ by name
+        return list(dict.fromkeys(asked))
     splits: dict[str, str] = {}  # what a split loads as -> the split asked for
     for split in asked:
         splits.setdefault(load_split(config.data, split).split, split)
