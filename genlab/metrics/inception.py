@@ -119,6 +119,18 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+@contextlib.contextmanager
+def _without_tf32():
+    """fp32 on a GPU means fp32: cuDNN's convolutions use TF32 (10 mantissa bits) by default, and
+    a trainer in the same process turns TF32 on for the matrix products too."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 class InceptionFeatures:
     """2048-d features of uint8 images, batched, in inference mode, channels_last, and in bf16
     autocast when asked (1.7x faster on a CPU with AVX-512 bf16; README gives its FID
@@ -150,6 +162,8 @@ class InceptionFeatures:
     def _autocast(self):
         if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.device.type == "cuda":
+            return _without_tf32()
         return contextlib.nullcontext()
 
     @torch.inference_mode()
