@@ -7,7 +7,8 @@ raise.
 Usage:  .venv/bin/python experiments/blurry_sharp.py RUN [RUN ...] --labels "VAE-100,DCGAN"
             [--data-dir ../shared/data/mnist] [-n 16] [--seed 0] -o figure.png
 Samples are drawn from each run's latest checkpoint with `genlab sample`'s code path (prior
-latents drawn on the CPU from --seed), real images are the first -n of the test split.
+latents drawn on the CPU from --seed), real images are the first of the test split; the total variation is measured on
+--tv-images of each (1,000), the first -n shown.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data/mnist")
     parser.add_argument("-n", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tv-images", type=int, default=1000,
+                        help="images per row the total variation is measured on (the first -n shown)")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
 
@@ -49,20 +52,21 @@ def main() -> None:
 
     labels = args.labels.split(",") if args.labels else [run.name for run in args.runs]
     device = torch.device("cpu")
+    count = max(args.n, args.tv_images)
     rows = [("real (test images)",
-             load_split(DataConfig(data_dir=args.data_dir), "test").images[:args.n].float() / 255)]
+             load_split(DataConfig(data_dir=args.data_dir), "test").images[:count].float() / 255)]
     for run, label in zip(args.runs, labels):
         config, model, step, _ = load_run(run, device, print)
         generator = torch.Generator().manual_seed(args.seed)
         with torch.no_grad():
-            latents = model.sample_latents(args.n, generator)
+            latents = model.sample_latents(count, generator)
             rows.append((f"{label} (step {step:,})",
                          to_unit_range(model.decode(latents), model.data_range).cpu()))
 
     figure, axes = plt.subplots(len(rows), 2, figsize=(11, 1.55 * len(rows)),
                                 gridspec_kw={"width_ratios": [args.n, 4 * 4]})
     for (label, images), (whole, zoom) in zip(rows, axes):
-        strip = make_grid(images, nrow=args.n, padding=1)
+        strip = make_grid(images[:args.n], nrow=args.n, padding=1)
         whole.imshow(strip.permute(1, 2, 0).squeeze(-1), cmap="gray", vmin=0, vmax=1,
                      interpolation="nearest")
         whole.set_title(f"{label}: total variation {total_variation(images):.1f} grey levels "
@@ -76,7 +80,8 @@ def main() -> None:
     figure.tight_layout()
     figure.savefig(args.output, dpi=110)
     for label, images in rows:
-        print(f"{label}: total variation {total_variation(images):.2f} grey levels per pixel")
+        print(f"{label}: total variation {total_variation(images):.2f} grey levels per pixel "
+              f"({len(images)} images)")
     print(f"{args.output}")
 
 

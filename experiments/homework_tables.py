@@ -9,7 +9,8 @@ protocol) and against the held-out test images:
   the VAE table: each latent size over its seeds, mean +- sample std (n) of FID, KID,
     precision and recall at step 25,000, each seed's FID, and which seeds collapsed (no active
     latent dimension at the last validation);
-  the DCGAN's FID at steps 5,000 ... 25,000 over its seeds (and, with --figures, the curve);
+  the DCGAN's FID at steps 5,000 ... 25,000 over its seeds (and, with --figures, the curve),
+    and its logged losses and D outputs per 5,000-step window;
   the latent-3 collapse table (--init default and kaiming, seeds 0-9, 5,000 steps);
   the architecture bonus at latent 64 (conv, conv-shallow, mlp);
   the latent-walk scores.
@@ -119,6 +120,43 @@ def dcgan_table(out: Path, split: str) -> tuple[list[str], dict[int, list[float]
     return lines, curve
 
 
+DCGAN_SCALARS = ("train/discriminator_loss", "train/generator_loss", "train/D(x)",
+                 "train/D(G(z1))", "train/D(G(z2))")
+
+
+def dcgan_losses_table(out: Path) -> list[str]:
+    """The five logged DCGAN scalars averaged over each 5,000-step window of each seed, then mean
+    +- std over the seeds: what the Nash-equilibrium answer is read from (log 4 = 1.386 and
+    log 2 = 0.693 for the two losses, 1/2 for each D output, at the equilibrium)."""
+    windows = [(start, start + 5000) for start in range(0, 25000, 5000)]
+    per_seed: dict[tuple[str, int], list[float]] = {}
+    for seed in SEEDS:
+        path = out / "dcgan" / f"seed-{seed}" / "scalars.jsonl"
+        if not path.is_file():
+            continue
+        sums: dict[tuple[str, int], list[float]] = {}
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            for index, (start, end) in enumerate(windows):
+                if start < record.get("step", -1) <= end:
+                    for tag in DCGAN_SCALARS:
+                        if tag in record:
+                            sums.setdefault((tag, index), []).append(record[tag])
+        for key, values in sums.items():
+            per_seed.setdefault(key, []).append(statistics.mean(values))
+    if not per_seed:
+        return []
+    lines = ["| steps | " + " | ".join(tag.removeprefix("train/") for tag in DCGAN_SCALARS) + " |",
+             "|---|" + "---|" * len(DCGAN_SCALARS)]
+    for index, (start, end) in enumerate(windows):
+        cells = [spread(per_seed.get((tag, index), []), 3) for tag in DCGAN_SCALARS]
+        lines.append(f"| {start:,}-{end:,} | {' | '.join(cells)} |")
+    return lines
+
+
 def collapse_table(out: Path) -> list[str]:
     lines = ["| `--init` | collapsed seeds (of those trained to 5,000) | val KL at 5,000 (nats), "
              "seeds 0-9 | active dims at 5,000 |", "|---|---|---|---|"]
@@ -210,6 +248,8 @@ def main() -> None:
     for split, against in REFERENCE.items():
         lines, curves[split] = dcgan_table(args.out, split)
         print(f"## DCGAN FID by step, against {against}\n", *lines, "", sep="\n")
+    print("## DCGAN losses and D outputs, mean of each 5,000-step window over seeds\n",
+          *dcgan_losses_table(args.out), "", sep="\n")
     if args.figures and any(curves.values()):
         plot_dcgan(curves, args.figures / "dcgan-mnist-fid-by-step.png")
     print("## latent-3 collapse, 5,000 steps\n", *collapse_table(args.out), "", sep="\n")
