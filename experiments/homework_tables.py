@@ -8,7 +8,8 @@ Prints, for what exists under OUT, each score against the training images (the h
 protocol) and against the held-out test images:
   the VAE table: each latent size over its seeds, mean +- sample std (n) of FID, KID,
     precision and recall at step 25,000, each seed's FID, and which seeds collapsed (no active
-    latent dimension at the last validation);
+    latent dimension at the last validation), and each run's last validation (KL, reconstruction
+    error, active dimensions, dead Enc-4 and Enc-5 units);
   the DCGAN's FID at steps 5,000 ... 25,000 over its seeds (and, with --figures, the curve),
     and its logged losses and D outputs per 5,000-step window;
   the latent-3 collapse table (--init default and kaiming, seeds 0-9, 5,000 steps);
@@ -118,6 +119,24 @@ def dcgan_table(out: Path, split: str) -> tuple[list[str], dict[int, list[float]
         if step in curve:
             lines.append(f"| {step:,} | {' | '.join(row)} | {spread(curve[step])} |")
     return lines, curve
+
+
+def diagnostics_table(out: Path) -> list[str]:
+    """Each VAE run's last validation (the 10,000 test images): KL and reconstruction error in
+    nats, active latent dimensions (Burda et al.: Cov_x(E_q[z_i]) > 0.01), and the fraction of
+    Enc-4's and Enc-5's ReLU units never positive on them (genlab/models/diagnostics.py)."""
+    lines = ["| latent | seed | step | val KL | val rec | active dims | Enc-4 dead | Enc-5 dead |",
+             "|---|---|---|---|---|---|---|---|"]
+    for latent in LATENTS:
+        for seed in SEEDS:
+            last = last_validation(out / "vae" / f"latent-dim-{latent}_seed-{seed}")
+            if last:
+                lines.append(
+                    f"| {latent} | {seed} | {last['step']:,} | {last['val/kl']:.2f} | "
+                    f"{last['val/rec']:.1f} | {last['val/active_dims']:.0f} of {latent} | "
+                    f"{last.get('val/dead_fraction/encoder.enc4', math.nan):.2f} | "
+                    f"{last.get('val/dead_fraction/encoder.enc5', math.nan):.2f} |")
+    return lines
 
 
 DCGAN_SCALARS = ("train/discriminator_loss", "train/generator_loss", "train/D(x)",
@@ -244,6 +263,7 @@ def main() -> None:
     for split, against in REFERENCE.items():
         print(f"## VAE, step 25,000, against {against}\n", *vae_table(args.out, split), "",
               sep="\n")
+    print("## VAE, last validation of each run\n", *diagnostics_table(args.out), "", sep="\n")
     curves = {}
     for split, against in REFERENCE.items():
         lines, curves[split] = dcgan_table(args.out, split)
