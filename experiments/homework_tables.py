@@ -199,10 +199,12 @@ def collapse_table(out: Path) -> list[str]:
 
 
 def arch_table(out: Path, split: str) -> list[str]:
-    lines = ["| `--arch` | FID seeds 0 / 1 / 2 | FID mean ± std | precision | recall | val loss |",
-             "|---|---|---|---|---|---|"]
+    """Each architecture at latent 64 over seeds 0-2: FID where scored, and every run's last
+    validation (step, negative ELBO, KL, active dimensions) whether scored or not."""
+    lines = ["| `--arch` | FID seeds 0 / 1 / 2 | FID mean ± std | precision | recall | last val step "
+             "| val loss | val KL | active dims |", "|---|---|---|---|---|---|---|---|---|"]
     for arch in ("conv", "conv-shallow", "mlp"):
-        found, per_seed, losses = [], [], []
+        found, per_seed, validations = [], [], []
         for seed in SEEDS:
             run = (out / "vae" / f"latent-dim-64_seed-{seed}" if arch == "conv"
                    else out / "arch" / f"arch-{arch}_seed-{seed}")
@@ -210,11 +212,17 @@ def arch_table(out: Path, split: str) -> list[str]:
             per_seed.append(f"{values['fid']:.1f}" if values else "-")
             if values:
                 found.append(values)
-                losses.append(last_validation(run).get("val/loss", math.nan))
-        if found:
-            lines.append(f"| {arch} | {' / '.join(per_seed)} | {spread([v['fid'] for v in found])} "
-                         f"| {spread([v['precision'] for v in found], 3)} | "
-                         f"{spread([v['recall'] for v in found], 3)} | {spread(losses)} |")
+            validations.append(last_validation(run))
+        if not any(validations):
+            continue
+        column = lambda key, digits: " / ".join(  # noqa: E731
+            f"{v[key]:.{digits}f}" if key in v else "-" for v in validations)
+        steps = " / ".join(f"{v['step']:,}" if v else "-" for v in validations)
+        lines.append(f"| {arch} | {' / '.join(per_seed)} | {spread([v['fid'] for v in found])} "
+                     f"| {spread([v['precision'] for v in found], 3)} | "
+                     f"{spread([v['recall'] for v in found], 3)} | {steps} | "
+                     f"{column('val/loss', 1)} | {column('val/kl', 1)} | "
+                     f"{column('val/active_dims', 0)} |")
     return lines
 
 
