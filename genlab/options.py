@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import field
 from typing import Any
@@ -19,7 +20,7 @@ _NO_LEGACY = object()
 def option(default: Any, help: str, *, positive: bool = False, non_negative: bool = False,
            maximum: float | None = None, choices: tuple | None = None,
            aliases: tuple[str, ...] = (), resumable: bool = False, tag: str | None = None,
-           legacy: Any = _NO_LEGACY) -> Any:
+           duration: bool = False, legacy: Any = _NO_LEGACY) -> Any:
     """A config field that is also a CLI flag.
 
     positive / non_negative: the value must be > 0 / >= 0; maximum: at most this (a bound that
@@ -28,13 +29,44 @@ def option(default: Any, help: str, *, positive: bool = False, non_negative: boo
     a default run folder's name when it differs from the default (default: none for a choice,
     whose value names itself; the field's name without underscores otherwise). legacy: the value
     a stored config that lacks the field had (it was written before the field existed, or before
-    its default changed), so an old run resumes with the maths it started with.
+    its default changed), so an old run resumes with the maths it started with. duration: a float
+    field of seconds whose flag also takes units (parse_duration: 2h20m, 90m, 45s).
     """
     metadata = dict(help=help, positive=positive, non_negative=non_negative, maximum=maximum,
-                    choices=choices, aliases=aliases, resumable=resumable, tag=tag)
+                    choices=choices, aliases=aliases, resumable=resumable, tag=tag,
+                    duration=duration)
     if legacy is not _NO_LEGACY:
         metadata["legacy"] = legacy
     return field(default=default, metadata=metadata)
+
+
+DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}  # seconds in each
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_DURATION = re.compile("".join(f"(?:({_NUMBER}){unit})?" for unit in DURATION_UNITS))
+
+
+def parse_duration(text: str) -> float:
+    """The seconds in `2h20m`, `90m`, `45s`, `1d12h` (units in that order, each at most once)
+    or a plain number of seconds; ValueError for anything else (a sign included)."""
+    if re.fullmatch(_NUMBER, text):
+        return float(text)
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(float(amount) * DURATION_UNITS[unit]
+               for amount, unit in zip(match.groups(), DURATION_UNITS) if amount)
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as parse_duration reads them back: 8400 -> `2h20m`, 45 -> `45s`."""
+    parts, rest = [], float(seconds)
+    for unit, size in DURATION_UNITS.items():
+        if size > 1 and rest >= size:
+            whole, rest = divmod(rest, size)
+            parts.append(f"{whole:.0f}{unit}")
+    if rest or not parts:
+        parts.append(f"{rest:g}s")
+    return "".join(parts)
 
 
 def flag_name(field_name: str) -> str:
@@ -60,6 +92,8 @@ def field_kind(cls: type, config_field: dataclasses.Field) -> type:
 def wording(cls: type, config_field: dataclasses.Field) -> str:
     """What the field's values are, in words: 'a positive integer', 'a finite number >= 0'."""
     meta, kind = config_field.metadata, field_kind(cls, config_field)
+    if meta.get("duration"):
+        return "a positive duration (e.g. 2h20m, 90m, 45s, or seconds)"
     if kind is int:
         return ("a positive integer" if meta.get("positive") else
                 "an integer >= 0" if meta.get("non_negative") else "an integer")
