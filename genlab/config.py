@@ -69,6 +69,10 @@ class TrainConfig:
         None, "train for this many passes over the training split instead of "
         "--num-training-steps (converted to steps once the data is loaded)", positive=True,
         resumable=True, maximum=1e6)
+    max_time: float | None = option(
+        None, "stop training once this much time has passed in this process (e.g. 2h20m, 90m, "
+        "45s, or seconds): checkpoint at the next step, print the command that resumes, exit 0 "
+        "(default: no limit)", positive=True, resumable=True, duration=True)
     lr_half_life: int = option(0, "halve the learning rate smoothly every this many steps "
                                "(0: constant)", non_negative=True, maximum=10**10)
     warmup_steps: int = option(0, "raise every learning rate linearly from 0 over the first "

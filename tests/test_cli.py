@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,9 +16,13 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO, SHARED_MNIST, needs_shared_mnist, run_cli
+from conftest import REPO, SHARED_MNIST, needs_inception, needs_shared_mnist, run_cli
 from genlab.cli import build_parser
 from genlab.checkpoint import latest_checkpoint, list_checkpoints
+from genlab.options import format_duration
+from genlab.train import api, trainer
+from genlab.train.trainer import Trainer
+from test_trainer import assert_same_state, final_state
 
 TINY = ["--dataset", "digits", "--latent-dim", "10", "--logging-steps", "5", "--fid-samples", "0"]
 
@@ -67,33 +73,170 @@ def test_issue_example_logs_six_curves_three_grids_checkpoints_and_resumes(tmp_p
     assert config["train"]["num_training_steps"] == 90 and config["image_shape"] == [1, 32, 32]
 
 
+def resume_line(result: subprocess.CompletedProcess) -> list[str]:
+    """The arguments of the command a stopped run printed to resume it (after `genlab`)."""
+    line, = [line for line in result.stdout.splitlines() if line.startswith("resume:")]
+    argv = shlex.split(line.removeprefix("resume:"))
+    assert argv[0] == "genlab", line
+    return argv[1:]
+
+
+def steps(run) -> list[int]:
+    return [step for step, _ in list_checkpoints(run)]
+
+
 @pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches_a_straight_one(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_a_checkpoint_and_the_printed_command_resumes_like_a_straight_run(
+        tmp_path, signum, code):
+    # A real process and a real signal (Ctrl-C, or a scheduler's SIGTERM), at whatever step.
     args = ["train", "vae", *TINY, "--num-training-steps", "300", "--saving-steps", "1000"]
     straight = run_cli(*args, "--run-dir", tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr
 
     run = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "-m", "genlab", *map(str, args), "--run-dir",
-                                str(run)], cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    argv = [*map(str, args), "--run-dir", str(run)]
+    process = subprocess.Popen([sys.executable, "-m", "genlab", *argv], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (run / "scalars.jsonl").is_file() or not (run / "scalars.jsonl").read_text():
         assert time.time() < deadline and process.poll() is None
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted at step" in stderr
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr
     (step, _), = list_checkpoints(run)
     assert 0 < step < 300
+    assert f"stopped at step {step} by {signal.Signals(signum).name}" in stderr
+    stopped = subprocess.CompletedProcess(argv, code, stdout, stderr)
+    assert resume_line(stopped) == argv  # the same command, quoted for a shell
 
-    resumed = run_cli(*args, "--run-dir", run)
+    resumed = run_cli(*resume_line(stopped))
     assert resumed.returncode == 0 and f"from step {step}" in resumed.stderr
     a, _ = latest_checkpoint(tmp_path / "straight", warn=pytest.fail)
     b, _ = latest_checkpoint(run, warn=pytest.fail)
     assert a["step"] == b["step"] == 300
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+# The stop tests: 25 steps, checkpoints every 5; a straight run of the same 25 steps to compare.
+STOPPABLE = ["train", "vae", *TINY, "--steps", "25", "--saving-steps", "5"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("straight") / "run"
+    result = run_cli(*STOPPABLE, "--run-dir", run)
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def signals_after_step(patch: pytest.MonkeyPatch, step: int, *signums: int) -> None:
+    """This process gets `signums` right after training step `step`, one after the other (as
+    from a user or a scheduler, but at a known step)."""
+    train_step = Trainer.train_step
+
+    def step_then_signal(self):
+        losses = train_step(self)
+        if self.step == step:
+            for signum in signums:
+                signal.raise_signal(signum)
+        return losses
+    patch.setattr(Trainer, "train_step", step_then_signal)
+
+
+def test_max_time_stops_at_the_step_past_it_and_the_printed_command_resumes_exactly(
+        tmp_path, monkeypatch, straight_run):
+    # A clock one second later at each reading: the trainer reads it as it starts training and
+    # after each step, so --max-time 12s ends each process's training 12 steps after it starts.
+    ticks = itertools.count()
+    monkeypatch.setattr(trainer, "clock", lambda: float(next(ticks)))
+    run = tmp_path / "run"
+    argv = [*STOPPABLE, "--max-time", "12s", "--run-dir", str(run)]
+    first = run_cli(*argv)
+    assert first.returncode == 0, first.stderr
+    assert "or for at most 12s (--max-time)" in first.stderr
+    assert "stopped at step 12 by --max-time: checkpoint saved" in first.stderr
+    assert steps(run) == [5, 10, 12] and resume_line(first) == argv
+    assert json.loads((run / "config.json").read_text())["train"]["max_time"] == 12.0
+
+    second = run_cli(*resume_line(first))  # 12 more steps: to 24
+    assert second.returncode == 0 and "from step 12" in second.stderr, second.stderr
+    assert steps(run)[-1] == 24 and resume_line(second) == argv
+    # A run setting: a resumed run may take another deadline. This one is reached at the last
+    # step, 25, which has no scores to compute (--fid-samples 0): the run is finished.
+    last = run_cli(*STOPPABLE, "--max-time", "1s", "--run-dir", run)
+    assert last.returncode == 0 and "trained to step 25" in last.stderr, last.stderr
+    assert "resume:" not in last.stdout
+    assert json.loads((run / "config.json").read_text())["train"]["max_time"] == 1.0
+    assert_same_state(final_state(straight_run), final_state(run))
+
+
+@needs_inception
+def test_a_stop_at_the_last_step_leaves_the_final_scores_to_the_printed_command(tmp_path,
+                                                                                monkeypatch):
+    scored = []  # the steps scored, instead of minutes of Inception
+    monkeypatch.setattr(api, "final_scores", lambda config, model, step, *rest: scored.append(step)
+                        or [])
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        signals_after_step(patch, 10, signal.SIGTERM)
+        stopped = run_cli("train", "vae", *TINY, "--steps", "10", "--fid-samples", "100",
+                          "--run-dir", run)
+    assert stopped.returncode == 143, stopped.stderr
+    assert "trained to step 10; stopped by SIGTERM before the final scores" in stopped.stderr
+    assert steps(run) == [10] and scored == []
+    again = run_cli(*resume_line(stopped))
+    assert again.returncode == 0 and "already trained to step 10" in again.stderr, again.stderr
+    assert scored == [10]
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_first_signal_checkpoints_at_the_step_boundary_and_the_run_resumes_exactly(
+        tmp_path, monkeypatch, straight_run, signum, code):
+    run = tmp_path / "run"
+    argv = [*STOPPABLE, "--run-dir", str(run)]
+    with monkeypatch.context() as patch:
+        signals_after_step(patch, 7, signum)
+        stopped = run_cli(*argv)
+    assert stopped.returncode == code, stopped.stderr
+    assert f"stopped at step 7 by {signal.Signals(signum).name}" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert steps(run) == [5, 7] and resume_line(stopped) == argv
+
+    resumed = run_cli(*resume_line(stopped))
+    assert resumed.returncode == 0 and "from step 7" in resumed.stderr, resumed.stderr
+    assert_same_state(final_state(straight_run), final_state(run))
+
+
+@pytest.mark.parametrize("signums, code", [((signal.SIGINT, signal.SIGINT), 130),
+                                           ((signal.SIGINT, signal.SIGTERM), 143)])
+def test_a_second_signal_stops_at_once_and_the_last_checkpoint_resumes_exactly(
+        tmp_path, monkeypatch, straight_run, signums, code):
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        signals_after_step(patch, 7, *signums)
+        stopped = run_cli(*STOPPABLE, "--run-dir", run)
+    assert stopped.returncode == code, stopped.stderr
+    assert f"stopped at once by a second {signal.Signals(signums[1]).name}" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert steps(run) == [5]  # no checkpoint at the stop; the last one verifies
+    assert latest_checkpoint(run, warn=pytest.fail)[0]["step"] == 5
+
+    resumed = run_cli(*resume_line(stopped))
+    assert resumed.returncode == 0 and "from step 5" in resumed.stderr, resumed.stderr
+    assert_same_state(final_state(straight_run), final_state(run))
+
+
+@pytest.mark.parametrize("text, seconds", [("2h20m", 8400), ("90m", 5400), ("45s", 45),
+                                           ("1h", 3600), ("3600", 3600), ("1.5h", 5400),
+                                           ("1d2h3m4.5s", 93784.5)])
+def test_max_time_takes_a_duration_with_units_or_plain_seconds(text, seconds):
+    args = build_parser().parse_args(["train", "vae", "--max-time", text])
+    assert args.max_time == seconds
+    assert build_parser().parse_args(["train", "vae", "--max-time",
+                                      format_duration(seconds)]).max_time == seconds
 
 
 @pytest.mark.parametrize("flags, fragments", [
@@ -104,6 +247,9 @@ def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches_a_straight_one(tm
     (["--arch", "resnet"], ["--arch", "invalid choice"]),
     (["--steps", "ten"], ["--steps", "expected a positive integer"]),
     (["--keep-checkpoints", "-1"], ["--keep-checkpoints", "must be an integer >= 0, got -1"]),
+    (["--max-time", "5x"], ["--max-time", "expected a positive duration", "got '5x'"]),
+    (["--max-time", "-5"], ["--max-time", "expected a positive duration", "got '-5'"]),
+    (["--max-time", "0"], ["--max-time", "must be a positive duration", "got 0"]),
     (["--data-dir", "/nonexistent/mnist"], ["--data-dir /nonexistent/mnist does not exist"]),
     (["--train-split", "validation"], ["no split 'validation'"]),
     (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "tpu"],

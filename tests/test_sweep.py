@@ -27,6 +27,20 @@ def test_combinations_are_the_product_of_the_values_and_named_by_what_varies():
     assert argv[argv.index("--latent-dim") + 1] == "3" and argv[argv.index("--run-dir") + 1] == "out/x"
 
 
+def test_a_sweep_passes_max_time_to_each_run_as_seconds():
+    from genlab.cli import build_parser
+    from genlab.cli.flags import config_settings
+
+    args = build_parser().parse_args(["sweep", "vae", "--out", "o", "--max-time", "2h20m",
+                                      "--latent-dim", "2", "4"])
+    settings = {k: v if isinstance(v, list) else [v]
+                for k, v in config_settings(args, "vae").items()}
+    for run in combinations(settings):
+        argv = train_argv("vae", run, "out/x")
+        assert argv[argv.index("--max-time") + 1] == "8400"
+        assert build_parser().parse_args(argv[3:]).max_time == 8400
+
+
 def test_sweep_trains_each_combination_resumes_and_tabulates(tmp_path):
     out = tmp_path / "sweep"
     args = ["sweep", "vae", "--dataset", "digits", "--latent-dim", "2", "4", "--steps", "10",

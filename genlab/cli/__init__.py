@@ -29,7 +29,9 @@ def build_parser(console: Console | None = None) -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = argv  # what a stopped training prints to resume it
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -10,13 +10,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from genlab.config import DataConfig, EvalConfig, TrainConfig
-from genlab.options import check_value, field_kind, flag_name, wording
+from genlab.options import check_value, field_kind, flag_name, parse_duration, wording
 
-EXIT_INTERRUPTED = 130
+# A training run stopped by a signal exits as a shell reports a process the signal ended:
+# 128 + its number (SIGINT, Ctrl-C: 130; SIGTERM, a scheduler's preemption or time limit: 143).
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
 MAX_COUNT = 10_000_000   # images a command may be asked to draw or decode (-n, --steps, ...)
 
 
@@ -33,7 +37,10 @@ def value_parser(cls: type, config_field: dataclasses.Field):
 
     def parse(text: str) -> Any:
         try:
-            value = kind(text) if kind in (int, float) else text
+            if config_field.metadata.get("duration"):
+                value = parse_duration(text)
+            else:
+                value = kind(text) if kind in (int, float) else text
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected {wording(cls, config_field)}, got {text!r}") from None
@@ -82,7 +89,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict[
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = value_parser(cls, config_field)
-            kwargs["metavar"] = config_field.name.split("_")[-1].upper()
+            kwargs["metavar"] = ("DURATION" if meta.get("duration")
+                                 else config_field.name.split("_")[-1].upper())
             options = choices.get(config_field.name) or meta.get("choices")
             if options:
                 kwargs["choices"] = list(options)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
-from genlab.cli.flags import (EXIT_INTERRUPTED, add_model_flags, config_settings, count,
-                              first_line, print_score)
+from genlab.cli.flags import (EXIT_INTERRUPTED, EXIT_TERMINATED, add_model_flags,
+                              config_settings, count, first_line, print_score)
 from genlab.console import Console
 from genlab.errors import GenlabError
 
 DEMO_FID_SAMPLES = 1000
+# A training stopped at a step boundary, with a checkpoint: why, in words, and its exit code.
+STOPPED_BY = {"max-time": "--max-time", "SIGINT": "SIGINT (Ctrl-C)", "SIGTERM": "SIGTERM"}
+STOP_EXIT_CODES = {"max-time": 0, "SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}
 
 
 def register(commands, console: Console) -> None:
@@ -60,24 +64,45 @@ def register(commands, console: Console) -> None:
 
 
 def train_command(args: argparse.Namespace, console: Console) -> int:
-    return train_and_report(args.model, config_settings(args, args.model), args.run_dir, console)
+    return train_and_report(args.model, config_settings(args, args.model), args.run_dir, console,
+                            resume=resume_command(args))
+
+
+def resume_command(args: argparse.Namespace) -> str | None:
+    """The command line that resumes a stopped run: the same one, shell-quoted."""
+    argv = getattr(args, "command_line", None)  # set by genlab.cli.main
+    return None if argv is None else shlex.join(["genlab", *argv])
 
 
 def train_and_report(model_name: str, settings: dict, run_dir: str | None, console: Console,
-                     announce: str | None = None) -> int:
-    """Train one run, then print where its outputs are (rank 0 under torchrun)."""
+                     announce: str | None = None, resume: str | None = None) -> int:
+    """Train one run, then print where its outputs are (rank 0 under torchrun). A stop at a
+    step boundary (--max-time, a first SIGINT or SIGTERM) prints the command line `resume` and
+    exits 0, 130 or 143; a second signal stops at once (130, 143), and prints it too."""
+    from genlab import distributed
     from genlab.metrics.records import metrics_path
     from genlab.train.api import train
+    from genlab.train.trainer import StopNow
 
-    outcome = train(model_name, settings, run_dir, console, announce)
+    try:
+        outcome = train(model_name, settings, run_dir, console, announce)
+    except StopNow as stop:
+        if distributed.from_environment().is_main:
+            console.say(f"stopped at once by a second {stop} (the checkpoints written so far "
+                        "are intact)")
+            print_resume(resume)
+        return 128 + stop.signum
     result = outcome.result
     if not outcome.reports:
-        return EXIT_INTERRUPTED if result.interrupted else 0
+        return STOP_EXIT_CODES.get(result.stop, 0)
     print_outputs(outcome.folder, result.checkpoint)
-    if result.interrupted:
-        console.say(f"interrupted at step {result.step}: checkpoint saved; run the same command "
-                    "to resume")
-        return EXIT_INTERRUPTED
+    if result.stop is not None:
+        by = STOPPED_BY[result.stop]
+        console.say(f"stopped at step {result.step} by {by}: checkpoint saved" if
+                    result.interrupted else f"trained to step {result.step}; stopped by {by} "
+                    "before the final scores")
+        print_resume(resume)
+        return STOP_EXIT_CODES[result.stop]
     if outcome.already_trained:
         console.say(f"{outcome.folder} is already trained to step {result.step}; pass "
                     "--num-training-steps with a larger number to train further")
@@ -87,6 +112,10 @@ def train_and_report(model_name: str, settings: dict, run_dir: str | None, conso
     for i, record in enumerate(records):  # where they are stored, once
         print_score(record, metrics=metrics_path(result.checkpoint) if i == len(records) - 1 else None)
     return 0
+
+
+def print_resume(command: str | None) -> None:
+    print(f"{'resume:':<12} {command or 'the same command'}", flush=True)
 
 
 def print_outputs(folder: Path, checkpoint: Path | None) -> None:
@@ -129,4 +158,5 @@ def demo_command(args: argparse.Namespace, console: Console) -> int:
                 "saving_steps": max(1, args.steps // 4), "download": not args.no_download,
                 "fid_samples": args.fid_samples}
     run_dir = args.run_dir or str(Path("runs") / f"demo-vae-{dataset}")
-    return train_and_report("vae", settings, run_dir, console, announce=announce)
+    return train_and_report("vae", settings, run_dir, console, announce=announce,
+                            resume=resume_command(args))

@@ -18,6 +18,7 @@ from typing import Any
 from genlab import distributed
 from genlab.console import Console
 from genlab.distributed import Processes
+from genlab.options import format_duration
 from genlab.train.trainer import TrainResult
 
 
@@ -83,14 +84,24 @@ def _train_locked(model_name: str, settings: dict[str, Any], folder: Path, conso
         console.say(f"note: validating on the training split ({train_set.split})")
     console.say(f"training {model_name} on {config.data.dataset}/{config.data.train_split} "
                 f"({len(train_set)} images from {train_set.source}) on "
-                f"{_where(trainer, device, processes)} to step {config.train.num_training_steps}")
+                f"{_where(trainer, device, processes)} to step {config.train.num_training_steps}"
+                f"{_deadline(config.train.max_time)}")
     result = trainer.fit()
     records = None
-    if config.eval.fid_samples and result.checkpoint is not None and not result.interrupted:
+    scores = bool(config.eval.fid_samples) and result.checkpoint is not None
+    if result.stop is not None and not result.interrupted and not scores:
+        result.stop = None  # stopped at the last step, with nothing left to do: it is finished
+    # A stop (a signal, --max-time) at the last step leaves the scores to the next run of the
+    # command, which scores a trained run's last checkpoint without training.
+    if scores and result.stop is None:
         records = final_scores(config, trainer.model, result.step, result.checkpoint, device,
                                processes, console)
     return TrainOutcome(folder, result, records, already_trained=not result.images_per_second,
                         reports=processes.is_main)
+
+
+def _deadline(max_time: float | None) -> str:
+    return "" if max_time is None else f" or for at most {format_duration(max_time)} (--max-time)"
 
 
 def _where(trainer, device, processes: Processes) -> str:

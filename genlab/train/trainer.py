@@ -10,6 +10,7 @@ import contextlib
 import io
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -53,8 +54,11 @@ class NonFiniteLossError(GenlabError):
 class TrainResult:
     step: int
     checkpoint: Path | None
-    interrupted: bool
+    interrupted: bool  # stopped before the last step
     images_per_second: float
+    # Why training stopped early (STOP_REASONS), also when that came at the last step (the
+    # final scores then wait for the next run of the command); None: it ran to its end.
+    stop: str | None = None
 
 
 class _NoLogger:
@@ -76,17 +80,55 @@ class _NoLogger:
         pass
 
 
-class _StopRequest:
-    """Turns the first Ctrl-C (or SIGTERM) into a request to checkpoint and stop after the
-    current step; a second Ctrl-C interrupts at once (the last checkpoint stays intact)."""
+# What stops a run at a step boundary, in rising precedence (every process of a run stops for the
+# highest any of them saw): the --max-time deadline, then Ctrl-C, then a scheduler's SIGTERM.
+STOP_REASONS = ("max-time", "SIGINT", "SIGTERM")
+clock = time.monotonic  # seconds; what --max-time is measured with (tests replace it)
 
-    def __init__(self):
-        self.requested = False
+
+class StopNow(BaseException):
+    """A second SIGINT or SIGTERM while a stop was pending: training ends at once, without a
+    checkpoint (the last one stays valid: checkpoints are written to a temporary file and
+    renamed). A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+class _StopRequest:
+    """Why training stops before its last step. The first SIGINT (Ctrl-C) or SIGTERM (a
+    cluster's preemption, or SLURM's `--signal` before the time limit), or the --max-time
+    deadline (measured from this process's start of training), asks for a checkpoint and a stop
+    at the next step boundary; a second signal raises StopNow at once."""
+
+    def __init__(self, max_time: float | None = None):
+        self.reason: str | None = None
+        self.deadline = None if max_time is None else clock() + max_time
+
+    @property
+    def requested(self) -> bool:
+        return self.reason is not None
 
     def _handler(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
+        if self.reason in ("SIGINT", "SIGTERM"):
+            raise StopNow(signum)
+        self.reason = signal.Signals(signum).name
+
+    def check_deadline(self) -> None:
+        """At a step boundary: past the deadline, ask to stop (a signal's request stands)."""
+        if self.reason is None and self.deadline is not None and clock() >= self.deadline:
+            self.reason = "max-time"
+
+    def agree(self, processes: Processes, device: torch.device) -> None:
+        """The reason every process stops for: the highest any process has (a signal reaches
+        each process at its own time, and each reads its own clock)."""
+        if not processes.parallel:
+            return
+        seen = torch.tensor([float(self.reason == r) for r in STOP_REASONS], device=device)
+        seen = distributed.mean_over_processes(seen, processes.world_size).tolist()
+        self.reason = next((r for r, v in zip(reversed(STOP_REASONS), reversed(seen)) if v > 0),
+                           None)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator["_StopRequest"]:
@@ -503,7 +545,7 @@ class Trainer:
         self._progress = progress = Progress(self.step, total, cfg.batch_size,
                             stream=io.StringIO() if self.console.quiet else self.console.stream)
         window, names = self._window, self._window_names  # kept in checkpoints
-        stop = _StopRequest()
+        stop = _StopRequest(cfg.max_time)
         self.model.train()
         distributed.barrier()  # every process has read the checkpoint before rank 0 writes one
         try:
@@ -517,8 +559,8 @@ class Trainer:
                         names[:] = list(losses)
                         window.append(torch.stack(list(losses.values())))
                     progress.advance()
-                    if self.processes.parallel:  # Ctrl-C reaches each process at its own time
-                        stop.requested = distributed.any_process(stop.requested, self.device)
+                    stop.check_deadline()
+                    stop.agree(self.processes, self.device)
                     # A stop between logging steps keeps its window in the checkpoint instead:
                     # the resumed run logs the means an uninterrupted one would.
                     if self.step % cfg.logging_steps == 0 or self.step == total:
@@ -527,9 +569,12 @@ class Trainer:
                         if window:
                             self._check_finite(window, names)
                         self.save(logger)
+                stop.agree(self.processes, self.device)  # once more: a signal in the last save
+                reason = stop.reason  # every process's; a signal after this one is too late
         finally:
             progress.close()
             logger.close()
             self.batches.close()
-        return TrainResult(self.step, self.last_checkpoint, stop.requested and self.step < total,
-                           progress.images_per_second())
+        return TrainResult(self.step, self.last_checkpoint,
+                           reason is not None and self.step < total,
+                           progress.images_per_second(), reason)
