@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from genlab.checkpoint import list_checkpoints
 from genlab.options import flag_name
 from genlab.errors import GenlabError
 from genlab.metrics.registry import values_of
@@ -120,12 +121,12 @@ def results(runs: list[SweepRun], out: Path, codes: dict[str, int]) -> list[dict
         folder = out / run.name
         row: dict[str, Any] = {"run": run.name, **{flag_name(k)[2:]: _text(v)
                                                    for k, v in run.varied.items()}}
-        train_split = None
+        train_split, steps = None, None
         if (folder / "config.json").is_file():
             config = load_config(folder / "config.json")
             row.update(model=config.model, latent_dim=config.model_config.latent_dim,
                        steps=config.train.num_training_steps)
-            train_split = config.data.train_split
+            train_split, steps = config.data.train_split, config.train.num_training_steps
         record = _latest_score(folder, train_split)
         row.update(step="")
         if record:
@@ -133,7 +134,14 @@ def results(runs: list[SweepRun], out: Path, codes: dict[str, int]) -> list[dict
                       if k not in ("kid_subsets", "kid_subset_size")}
             row.update(step=record["step"], **{k: f"{v:.4g}" for k, v in values.items()},
                        protocol=record.get("settings", {}).get("protocol", ""), _values=values)
-        row["status"] = "ok" if codes.get(run.name) == 0 else f"failed ({codes.get(run.name)})"
+        checkpoints = list_checkpoints(folder)
+        reached = checkpoints[-1][0] if checkpoints else 0
+        if codes.get(run.name) != 0:
+            row["status"] = f"failed ({codes.get(run.name)})"
+        elif steps is not None and reached < steps:  # --max-time stopped it: exit 0, not done
+            row["status"] = f"stopped at step {reached} of {steps}; run the sweep again to resume"
+        else:
+            row["status"] = "ok"
         rows.append(row)
     return rows
 

@@ -41,6 +41,25 @@ def test_a_sweep_passes_max_time_to_each_run_as_seconds():
         assert build_parser().parse_args(argv[3:]).max_time == 8400
 
 
+def test_a_run_that_exited_0_before_its_last_step_is_tabulated_as_stopped_not_ok(tmp_path):
+    """--max-time ends a run with exit 0 and a checkpoint short of its steps: the table must not
+    call it done."""
+    from genlab.sweep import results
+
+    out = tmp_path / "sweep"
+    [run] = combinations({"latent_dim": [2]})
+    result = run_cli("train", "vae", "--dataset", "digits", "--latent-dim", "2", "--steps", "10",
+                     "--saving-steps", "10", "--fid-samples", "0", "--run-dir", out / run.name)
+    assert result.returncode == 0, result.stderr
+    assert results([run], out, {run.name: 0})[0]["status"] == "ok"
+    config = json.loads((out / run.name / "config.json").read_text())
+    config["train"]["num_training_steps"] = 20  # as a run stopped at step 10 of 20 leaves it
+    (out / run.name / "config.json").write_text(json.dumps(config))
+    assert results([run], out, {run.name: 0})[0]["status"] == (
+        "stopped at step 10 of 20; run the sweep again to resume")
+    assert results([run], out, {run.name: 3})[0]["status"] == "failed (3)"
+
+
 def test_sweep_trains_each_combination_resumes_and_tabulates(tmp_path):
     out = tmp_path / "sweep"
     args = ["sweep", "vae", "--dataset", "digits", "--latent-dim", "2", "4", "--steps", "10",
