@@ -31,7 +31,8 @@
 #   JOBS=N                 runs trained at a time (default CORES)
 #   SCORE_JOBS=N           checkpoints scored at a time (default 1)
 #   TRAIN_FLAGS="..."      flags added to every run and the sweep, e.g. on a GPU
-#                          "--device cuda --precision fp32" (a GPU's `auto` precision is bf16)
+#                          "--device cuda --precision fp32" (a GPU's `auto` precision is bf16);
+#                          runs stored with --device cuda resume on a CPU with "--device cpu"
 # so one GPU machine runs, for example,
 #   PHASE=train JOBS=16 TRAIN_FLAGS="--device cuda --precision fp32" experiments/homework_mnist.sh OUT &
 #   PHASE=score SCORE_JOBS=4 TRAIN_FLAGS="--device cuda --precision fp32" experiments/homework_mnist.sh OUT
