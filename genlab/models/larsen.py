@@ -1,10 +1,13 @@
 """The networks of Larsen et al. 2015 ("Autoencoding beyond pixels using a learned similarity
-metric") for C x 64 x 64 images, as the lab's tables give them.
+metric") for C x 64 x 64 images, as the lab's tables give them, with the paper's BatchNorm and
+ReLU after the convolutions, which the lab's tables list only after the FC layers.
 
 Encoder (5x5 convolutions, stride 2, padding 2, each + BatchNorm + ReLU):
     Conv1 C->64  64 x 32 x 32;  Conv2 64->128  128 x 16 x 16;  Conv3 128->256  256 x 8 x 8
     flatten 16384; two heads, each FC 16384->2048 + BatchNorm + ReLU, FC 2048->latent:
-    the mean and the log-variance's parameter (here log sigma, half the log-variance).
+    the mean and the posterior's spread. The lab's table names the second Log Var; the VAE/GAN
+    reads it as log sigma^2 by default or as log sigma (its `--posterior-head`), the pixel-wise
+    VAE baseline as log sigma, as the homework's VAE.
 Decoder:
     FC latent->8*8*256 + BatchNorm + ReLU, reshape 256 x 8 x 8;
     Deconv1 256->256, Deconv2 256->128, Deconv3 128->32 (5x5, stride 2, padding 2, output
@@ -40,8 +43,9 @@ def _head(latent_dim: int, hidden: int) -> nn.Sequential:
 
 
 class LarsenEncoder(nn.Module):
-    """Images (B, C, 64, 64) -> (B, 2 * latent): the mean, then log sigma. `hidden` is the
-    heads' FC width (at the lab's 2048 the heads hold 67 M weights, half the VAE/GAN's 132 M)."""
+    """Images (B, C, 64, 64) -> (B, 2 * latent): the mean, then the spread head's output, which
+    the model reads as log-variance or log sigma (see above). `hidden` is the heads'
+    FC width (at the lab's 2048 the heads hold 67 M weights, half the VAE/GAN's 132 M)."""
 
     def __init__(self, latent_dim: int, channels: int, hidden: int = HIDDEN):
         super().__init__()
@@ -52,6 +56,7 @@ class LarsenEncoder(nn.Module):
             ("flatten", nn.Flatten()),                   # (B, 16384)
         ]))
         self.mean = _head(latent_dim, hidden)
+        # Named log_sigma whatever the reading: stored checkpoints' weights carry this name.
         self.log_sigma = _head(latent_dim, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
