@@ -4,6 +4,9 @@ each run's scalars.jsonl (what TensorBoard shows, without TensorBoard).
 Usage:  .venv/bin/python experiments/curves.py RUN [RUN ...] -o curves.png
         [--tags train/loss,train/rec,...] [--labels z3,z10,...] [--smooth 20]
 Without --tags, every scalar the first run logged is drawn.
+
+        .venv/bin/python experiments/curves.py RUN [RUN ...] --summary 0-50 [--tags ...]
+prints, instead of drawing, each tag's mean and peak over the records with steps in [0, 50].
 """
 
 from __future__ import annotations
@@ -51,10 +54,21 @@ def main() -> None:
     parser.add_argument("--tags", default=None, help="comma-separated scalar tags")
     parser.add_argument("--labels", default=None, help="comma-separated, one per run")
     parser.add_argument("--smooth", type=int, default=20, help="trailing mean over N records")
+    parser.add_argument("--summary", default=None, metavar="FIRST-LAST",
+                        help="print each tag's mean and peak over steps FIRST..LAST; draw nothing")
     args = parser.parse_args()
     runs = [read_scalars(run) for run in args.runs]
     labels = args.labels.split(",") if args.labels else [run.name for run in args.runs]
     tags = args.tags.split(",") if args.tags else sorted(runs[0])
+    if args.summary:
+        first, last = (int(part) for part in args.summary.split("-"))
+        for series, label in zip(runs, labels):
+            for tag in tags:
+                values = [v for step, v in series.get(tag, []) if first <= step <= last]
+                if values:
+                    print(f"{label}  {tag}  steps {first}-{last}: mean {sum(values) / len(values):.4g}, "
+                          f"peak {max(values):.4g} ({len(values)} records)")
+        return
     columns = min(3, len(tags))
     rows = math.ceil(len(tags) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
