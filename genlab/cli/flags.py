@@ -146,10 +146,13 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 def print_score(record: dict, prefix: str = "", metrics: Path | None = None,
                 as_json: bool = False) -> None:
     """The score in a line (and where it is stored); with --json, the whole record last."""
+    from genlab.metrics.evaluate import UNSTATED_SETTINGS
     from genlab.metrics.registry import describe
 
     settings = record["settings"]
-    print(f"{prefix}{describe(record)}  ({settings['protocol']}; {settings['precision']})")
+    resize = settings.get("resize", UNSTATED_SETTINGS["resize"])
+    print(f"{prefix}{describe(record)}  ({settings['protocol']}; {settings['precision']}, "
+          f"{resize} resize)")
     if metrics is not None:
         print(f"{'metrics:':<12} {metrics}")
     if as_json:
