@@ -26,9 +26,10 @@ import torch
 
 from genlab import __version__
 from genlab.errors import GenlabError
-from genlab.fsutil import atomic_write_bytes, atomic_write_json
+from genlab.fsutil import atomic_write_bytes, atomic_write_json, read_regular
 
 FORMAT_VERSION = 1
+MAX_MARKER_BYTES = 1 << 16  # a marker .json is a few hundred bytes
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
 
 
@@ -79,15 +80,27 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read and verify one checkpoint; CheckpointError says what is wrong with it."""
     path = Path(path)
     try:
-        meta = json.loads(_meta_path(path).read_bytes())
-        data = path.read_bytes()
+        meta = json.loads(read_regular(_meta_path(path), MAX_MARKER_BYTES, "checkpoint marker"))
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise CheckpointError(f"cannot read checkpoint {path} ({exc})") from None
+    except GenlabError as exc:  # not a regular file, or far too large
+        raise CheckpointError(str(exc)) from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"checkpoint {_meta_path(path)} holds {type(meta).__name__}, not "
                               "the checkpoint's size and sha256")
+    size = meta.get("bytes")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise CheckpointError(f"checkpoint {_meta_path(path)} records no valid size ({size!r})")
+    try:
+        # Only a regular file, and never more than its recorded size: a checkpoint replaced by
+        # a link to /dev/zero or by a FIFO is refused at once, a grown one without reading it.
+        data = read_regular(path, size, "checkpoint")
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path} ({exc})") from None
+    except GenlabError as exc:
+        raise CheckpointError(f"{exc} (its marker records {size:,} bytes)") from None
     digest = hashlib.sha256(data).hexdigest()
-    if len(data) != meta.get("bytes") or digest != meta.get("sha256"):
+    if len(data) != size or digest != meta.get("sha256"):
         raise CheckpointError(f"checkpoint {path} is damaged: its size or sha256 does not match "
                               f"{_meta_path(path).name}")
     try:

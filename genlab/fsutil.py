@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -54,6 +55,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     a GenlabError naming the file.
     """
     path = Path(path)
+    refuse_special(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
@@ -76,6 +78,123 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
 
 
 TMP_SUFFIX = ".tmp"
+
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"))
+
+
+def special_kind(mode: int) -> str | None:
+    """What a non-regular, non-folder file is, in words ('a FIFO'); None for a regular file."""
+    return next((words for test, words in _KINDS if test(mode)), None)
+
+
+def refuse_special(path: Path) -> None:
+    """Stop before writing over anything but a regular file: renaming onto /dev/null, a FIFO or a
+    symbolic link would replace it (lstat: a link is judged itself, not what it points at)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise GenlabError(cannot_write(path, exc)) from None
+    if stat.S_ISDIR(mode):
+        raise GenlabError(f"{path} is a folder; name a file to write")
+    kind = special_kind(mode)
+    if kind is not None:
+        raise GenlabError(f"{path} is {kind}, not a regular file; genlab writes only regular files, "
+                          "so name a new file or a regular one to replace")
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """Before any work: `path` can be written (it is new or a regular file, and its folder, or
+    the nearest folder above it that exists, takes a new file)."""
+    path = Path(path)
+    refuse_special(path)
+    _check_writable_folder(path.parent, path)
+
+
+def check_output_folder(folder: str | os.PathLike, flag: str) -> None:
+    """Before any work: `folder` is a folder (or can be made as one) that takes new files."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise GenlabError(f"{flag} {folder} is a file, not a folder; choose a folder (new or "
+                          "existing) for the output")
+    _check_writable_folder(folder, folder)
+
+
+def _check_writable_folder(folder: Path, target: Path) -> None:
+    """A probe file made and removed in `folder`, or in the nearest existing folder above it (a
+    read-only or full disk is found now, not after the work)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GenlabError(f"cannot write {target} ({existing} is not a folder); check the path")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".genlab-probe.", suffix=TMP_SUFFIX)
+    except OSError as exc:
+        raise GenlabError(cannot_write(target, exc)) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def open_regular(path: str | os.PathLike, what: str = "file") -> tuple[int, os.stat_result]:
+    """A read-only descriptor of a regular file (symbolic links to one are followed) and its
+    stat; a device, FIFO, socket or folder is refused before any read (/dev/zero never ends, a
+    FIFO blocks: it is opened non-blocking, so even the open does not wait for a writer)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    info = os.fstat(fd)
+    kind = special_kind(info.st_mode)
+    if stat.S_ISDIR(info.st_mode) or kind is not None:
+        os.close(fd)
+        raise GenlabError(f"{what} {path} is {kind or 'a folder'}, not a regular file; replace "
+                          "it with the file genlab wrote")
+    return fd, info
+
+
+def read_regular(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (see open_regular); a larger one is
+    refused, and never more than limit + 1 bytes are read (a file growing while read)."""
+    fd, info = open_regular(path, what)
+    try:
+        if info.st_size > limit:
+            raise GenlabError(f"{what} {path} is {info.st_size:,} bytes, more than the {limit:,} "
+                              "it may hold; it is damaged or not genlab's")
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise GenlabError(f"{what} {path} is more than the {limit:,} bytes it may hold; it is "
+                          "damaged or not genlab's")
+    return data
+
+
+def read_lines(path: str | os.PathLike, max_line: int = 1 << 20,
+               what: str = "log") -> Iterator[bytes | None]:
+    """The lines of a regular text file one at a time (memory: one line), without their newline.
+    A line longer than `max_line` bytes (a damaged file: a run of zero bytes, say) is skipped
+    while read and yielded as None, so callers can count it as damaged."""
+    fd, _ = open_regular(path, what)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as handle:
+        while True:
+            line = handle.readline(max_line + 1)
+            if not line:
+                return
+            if len(line) > max_line and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):  # the rest of the long line, dropped
+                    line = handle.readline(1 << 20)
+                yield None
+                continue
+            yield line.rstrip(b"\r\n")
 
 
 def cannot_write(path: Path, exc: OSError) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -16,7 +17,8 @@ from genlab.config import DataConfig, RunConfig, TrainConfig
 from genlab.options import flag_name
 from genlab.data.memory import ImageSet
 from genlab.errors import GenlabError
-from genlab.fsutil import TMP_SUFFIX, atomic_write_json, cannot_write, remove_stale_temporaries
+from genlab.fsutil import (TMP_SUFFIX, atomic_write_json, cannot_write, remove_stale_temporaries,
+                           read_regular, special_kind)
 from genlab.models import MODELS, GenerativeModel
 from genlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
@@ -25,9 +27,21 @@ RUNS_ROOT = Path("runs")
 MODEL_CONFIGS = {name: model_cls.config_class for name, model_cls in MODELS.items()}
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few KB
+
+
 def load_config(path: Path) -> RunConfig:
-    """A run folder's config.json, every value checked (GenlabError naming the file)."""
-    return RunConfig.load(path, MODEL_CONFIGS)
+    """A run folder's config.json, every value checked (GenlabError naming the file); read only
+    when it is a regular file of at most MAX_CONFIG_BYTES."""
+    return RunConfig.from_dict(_read_config_json(path), MODEL_CONFIGS, source=str(path))
+
+
+def _read_config_json(path: Path) -> Any:
+    try:
+        return json.loads(read_regular(path, MAX_CONFIG_BYTES, "run configuration"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not even UTF-8
+        raise GenlabError(f"cannot read {path} ({exc}); it should be the JSON config that "
+                          "`genlab train` writes into every run folder") from None
 
 
 def config_from_dict(stored: dict, source: str = "config") -> RunConfig:
@@ -161,10 +175,22 @@ class RunLock:
         try:
             self._created = not self.folder.exists()
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._created_lock = not path.exists()
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._created_lock = not os.path.lexists(path)
+            # O_NOFOLLOW: a lock that is a symbolic link is refused, never followed (the PID
+            # written below would overwrite whatever file it points at).
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as exc:
+            self._undo_failed_start()
+            if exc.errno == errno.ELOOP:
+                raise GenlabError(f"{path} is a symbolic link; genlab's lock must be a regular "
+                                  "file in the run folder, so remove the link and run the same "
+                                  "command again") from None
             raise GenlabError(cannot_write(path, exc)) from None
+        kind = special_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            os.close(fd)
+            raise GenlabError(f"{path} is {kind}; genlab's lock must be a regular file in the run "
+                              "folder, so remove it and run the same command again")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -173,11 +199,25 @@ class RunLock:
             raise GenlabError(f"{self.folder} is being trained by another genlab process (PID "
                               f"{holder}); wait for it to finish or stop it, or choose another "
                               "--run-dir") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk: nothing of this start is left behind
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            self._undo_failed_start()
+            raise GenlabError(cannot_write(path, exc)) from None
         self._fd = fd
         remove_stale_temporaries(self.folder)  # the one writer: no write of another is under way
         return self
+
+    def _undo_failed_start(self) -> None:
+        """Remove the lock file and folder this start made, where it made them."""
+        with contextlib.suppress(OSError):
+            if self._created_lock:
+                (self.folder / LOCK_FILE).unlink(missing_ok=True)
+            if self._created:
+                self.folder.rmdir()
 
     def __exit__(self, exc_type, *exc_info) -> None:
         import fcntl
@@ -200,7 +240,8 @@ class RunLock:
 def _stored_model_name(config_path: Path) -> str:
     """The model a run folder holds, read before the rest (which needs that model's config)."""
     try:
-        return str(json.loads(config_path.read_text())["model"])
+        return str(json.loads(read_regular(config_path, MAX_CONFIG_BYTES,
+                                           "run configuration"))["model"])
     except (OSError, ValueError, KeyError, TypeError):
         raise GenlabError(f"{config_path} is not a readable genlab run configuration; choose "
                           "another --run-dir") from None

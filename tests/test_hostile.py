@@ -436,3 +436,206 @@ def test_a_refused_pickle_is_one_sentence_naming_what_it_would_run(trained, tmp_
     warning = [line for line in result.stderr.splitlines() if "refuses to unpickle" in line]
     assert len(warning) == 1 and "it names posix.system" in warning[0]
     assert "Weights only load failed" not in result.stderr and "Warning" not in result.stderr
+
+
+# --- writes only to regular files; nothing hangs on special files ----------------------------
+
+def assert_ends_in_one_sentence(result, *fragments):
+    """Exit 2, no traceback, and the last line one error sentence (after progress lines)."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("genlab: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in last, last
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "symlink"])
+def test_outputs_never_replace_a_device_a_fifo_or_a_link(trained, tmp_path, kind):
+    target = tmp_path / "out.png"
+    if kind == "device":
+        target = "/dev/null"
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        (tmp_path / "elsewhere.png").write_bytes(b"keep me")
+        target.symlink_to(tmp_path / "elsewhere.png")
+    before = os.lstat(target)
+    words = {"device": "is a character device", "fifo": "is a FIFO",
+             "symlink": "is a symbolic link"}[kind]
+    assert_one_sentence_error(in_process("sample", trained, "-o", target), words,
+                              "genlab writes only regular files")
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    if kind == "symlink":
+        assert (tmp_path / "elsewhere.png").read_bytes() == b"keep me"
+
+
+def test_a_lock_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path):
+    run, outside = tmp_path / "run", tmp_path / "precious.txt"
+    run.mkdir()
+    outside.write_text("not a PID")
+    (run / ".genlab-lock").symlink_to(outside)
+    result = in_process("train", "vae", *TINY, "--steps", "2", "--run-dir", run)
+    assert_one_sentence_error(result, ".genlab-lock is a symbolic link", "remove the link")
+    assert outside.read_text() == "not a PID" and (run / ".genlab-lock").is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
+def test_a_checkpoint_that_is_a_special_file_falls_back_without_hanging(trained, tmp_path, kind):
+    run = copy_of(trained, tmp_path)
+    latest = run / "checkpoints" / "step-00000010.pt"
+    latest.unlink()
+    if kind == "fifo":
+        os.mkfifo(latest)
+    else:
+        latest.symlink_to("/dev/zero")
+    started = time.monotonic()
+    result = run_cli("sample", run, "-o", tmp_path / "s.png", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "step 5" in result.stdout and time.monotonic() - started < 30
+    warning = [line for line in result.stderr.splitlines() if "step-00000010.pt" in line]
+    assert len(warning) == 1 and "not a regular file" in warning[0], result.stderr
+
+
+def test_a_checkpoint_longer_than_its_marker_says_is_not_read_past_it(trained, tmp_path):
+    run = copy_of(trained, tmp_path)
+    latest = run / "checkpoints" / "step-00000010.pt"
+    with open(latest, "r+b") as f:  # a sparse 1 GiB tail: what is read is what the marker says
+        f.truncate(1 << 30)
+    result = run_cli("sample", run, "-o", tmp_path / "s.png")
+    assert result.returncode == 0 and "step 5" in result.stdout, result.stderr
+    assert "more than the" in result.stderr and "its marker records" in result.stderr
+
+
+def test_a_config_that_is_a_fifo_is_one_sentence(trained, tmp_path):
+    run = copy_of(trained, tmp_path)
+    (run / "config.json").unlink()
+    os.mkfifo(run / "config.json")
+    assert_one_sentence_error(run_cli("sample", run, "-o", tmp_path / "s.png", timeout=60),
+                              "is not a genlab run folder")
+
+
+# --- sizes checked before allocating ---------------------------------------------------------
+
+def test_an_hdf5_declaring_huge_images_is_refused_before_reading(tmp_path):
+    path = tmp_path / "huge.h5"
+    with h5py.File(path, "w") as f:  # declared, never written: a few KB on disk
+        f.create_dataset("images", shape=(2, 3, 100000, 100000), dtype=np.uint8, chunks=(1, 1, 64, 64))
+    result = run_cli("train", "vae", "--data", path, "--fid-samples", "0", "--run-dir", tmp_path / "r")
+    assert_one_sentence_error(result, "holds 3x100000x100000 images", "--memory-budget 8")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "digits"])
+def test_a_huge_image_size_is_refused_before_resizing(tmp_path, dataset):
+    result = run_cli("train", "vae", "--dataset", dataset, "--data-dir", tmp_path,
+                     "--image-size", "4096", "--fid-samples", "0", "--run-dir", tmp_path / "r")
+    assert_one_sentence_error(result, f"--image-size 4096 on {dataset}/train", "GiB as uint8",
+                              "over --memory-budget 8")
+
+
+def test_non_square_images_are_named_as_the_cause(tmp_path):
+    path = tmp_path / "thin.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=np.zeros((8, 3, 32, 7), np.uint8))
+    result = run_cli("train", "vae", "--data", path, "--fid-samples", "0", "--run-dir", tmp_path / "r")
+    assert_ends_in_one_sentence(result, "images are 32x7, not square", "--arch mlp")
+
+
+def test_a_huge_sparse_scalar_log_is_read_line_by_line_and_counted(trained, tmp_path):
+    import tracemalloc
+
+    from genlab.train.logging import scan_scalars
+
+    run = copy_of(trained, tmp_path)
+    log = run / "scalars.jsonl"
+    with open(log, "ab") as f:
+        f.write(b"not json\n")
+        f.truncate(log.stat().st_size + (64 << 20))  # 64 MiB of zero bytes, no newline
+        f.seek(0, 2)
+        f.write(b"\n")
+    tracemalloc.start()
+    try:
+        records, damaged = scan_scalars(run)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r["step"] for r in records if "train/loss" in r] == [5, 10] and damaged == 2
+    assert peak < 8 << 20, peak  # a line at a time, never the file
+
+
+def test_resuming_over_damaged_log_lines_warns_with_their_count(trained, tmp_path):
+    run = copy_of(trained, tmp_path)
+    with open(run / "scalars.jsonl", "ab") as f:
+        f.write(b'{"step": 11, "train/loss": \xff}\n[1, 2]\n\n{"step": "x"}\n')
+    resumed = run_cli("train", "vae", *TINY, "--steps", "15", "--saving-steps", "5",
+                      "--logging-steps", "5", "--run-dir", run)
+    assert resumed.returncode == 0, resumed.stderr
+    warning = [line for line in resumed.stderr.splitlines() if "damaged lines dropped" in line]
+    assert len(warning) == 1 and "scalars.jsonl: 3 damaged lines" in warning[0], resumed.stderr
+
+
+# --- output paths checked up front -----------------------------------------------------------
+
+def test_an_output_folder_that_is_a_file_is_refused_up_front(trained, tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    assert_one_sentence_error(in_process("report", trained, "-o", blocker), "-o",
+                              "is a file, not a folder")
+    assert_one_sentence_error(in_process("sweep", "vae", *TINY, "--steps", "2", "--out", blocker),
+                              "--out", "is a file, not a folder")
+    assert blocker.read_text() == "a file"
+
+
+def read_only_folders(monkeypatch):
+    """Every new file fails as on a read-only file system (mkstemp is how genlab makes one)."""
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+
+
+def test_report_and_prepare_into_a_read_only_folder_stop_before_working(trained, tmp_path,
+                                                                        monkeypatch):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (16, 16)).save(images / "a.png")
+    with monkeypatch.context() as patch:
+        read_only_folders(patch)
+        report = in_process("report", trained, "-o", tmp_path / "ro" / "report")
+        prepare = in_process("prepare", images, "-o", tmp_path / "ro.h5")
+    assert_one_sentence_error(report, "cannot write", "Read-only file system")
+    assert_one_sentence_error(prepare, "cannot write", "ro.h5 (Read-only file system)")
+    assert "decoding" not in prepare.stderr and not (tmp_path / "ro").exists()
+    assert not (tmp_path / "ro.h5").exists()
+
+
+def test_a_full_disk_while_writing_the_lock_is_one_sentence_and_leaves_nothing(tmp_path,
+                                                                              monkeypatch):
+    write = os.write
+
+    def full_for_the_lock(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".genlab-lock"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write(fd, data)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "write", full_for_the_lock)
+        result = in_process("train", "vae", *TINY, "--steps", "2", "--run-dir", tmp_path / "run")
+    assert_one_sentence_error(result, "the disk is full while writing", ".genlab-lock")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_under_tensorboards_writer_thread_is_one_sentence(tmp_path, monkeypatch,
+                                                                      capfd):
+    from tensorboard.summary.writer import record_writer
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    trainer = make_trainer(tmp_path, 10, 10)
+    with pytest.raises(GenlabError, match="the disk is full") as error:
+        trainer.fit()
+    assert "\n" not in str(error.value)
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err and "Exception in thread" not in captured.err

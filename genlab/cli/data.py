@@ -38,7 +38,9 @@ def register(commands, console: Console) -> None:
 
 def prepare_command(args: argparse.Namespace, console: Console) -> int:
     from genlab.data.celeba import prepare_hdf5
+    from genlab.fsutil import check_output_file
 
+    check_output_file(args.output)
     n = prepare_hdf5(Path(args.source), Path(args.output), args.size, args.crop, args.split,
                      args.overwrite, console.say)
     print(f"{args.output}: {n} images, uint8 {n} x 3 x {args.size} x {args.size}")

@@ -73,9 +73,11 @@ def sample_command(args: argparse.Namespace, console: Console) -> int:
     import torch
 
     from genlab.data.transforms import to_unit_range
+    from genlab.fsutil import check_output_file
     from genlab.grid import save_grid
     from genlab.run import load_run, resolve_device
 
+    check_output_file(args.output)
     device = resolve_device(args.device)
     config, model, step, _ = load_run(args.run, device, console.warn, step=args.step)
     generator = torch.Generator().manual_seed(args.seed)
@@ -92,12 +94,14 @@ def interpolate_command(args: argparse.Namespace, console: Console) -> int:
 
     from genlab.data import load_split
     from genlab.data.celeba import files_as_images
+    from genlab.fsutil import check_output_file
     from genlab.grid import save_grid
     from genlab.metrics import latent
     from genlab.metrics.records import metrics_path
     from genlab.models import walks
     from genlab.run import load_run, resolve_device
 
+    check_output_file(args.output)
     device = resolve_device(args.device)
     config, model, step, checkpoint = load_run(args.run, device, console.warn, step=args.step)
     if args.score:  # checked before anything is decoded or written
@@ -128,14 +132,17 @@ def interpolate_command(args: argparse.Namespace, console: Console) -> int:
 
 def latents_command(args: argparse.Namespace, console: Console) -> int:
     from genlab.data import load_split
+    from genlab.fsutil import check_output_folder
     from genlab.run import load_run, resolve_device
     from genlab.viz.latent_plots import latent_figures
 
+    out = Path(args.output) if args.output else Path(args.run) / "figures"
+    if args.output:
+        check_output_folder(out, "-o")
     device = resolve_device(args.device)
     config, model, step, _ = load_run(args.run, device, console.warn, step=args.step)
     val = load_split(config.data, config.data.val_split, log=console.say)
     labels = None if val.labels is None else val.labels[:args.images].cpu()
-    out = Path(args.output) if args.output else Path(args.run) / "figures"
     for name, path in latent_figures(model, config, step, val.images[:args.images], labels, out,
                                      args.manifold).items():
         print(f"{name + ':':<12} {path}")

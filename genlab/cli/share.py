@@ -33,8 +33,10 @@ def register(commands, console: Console) -> None:
 
 
 def report_command(args: argparse.Namespace, console: Console) -> int:
+    from genlab.fsutil import check_output_folder
     from genlab.viz.report import build_report
 
+    check_output_folder(args.output, "-o")
     html_path, md_path = build_report([Path(r) for r in args.runs], Path(args.output),
                                       interpolation=not args.no_interpolation, log=console.say)
     print(f"{'report:':<12} {html_path} (self-contained)")

@@ -131,7 +131,9 @@ def print_outputs(folder: Path, checkpoint: Path | None) -> None:
 
 def sweep_command(args: argparse.Namespace, console: Console) -> int:
     from genlab import sweep
+    from genlab.fsutil import check_output_folder
 
+    check_output_folder(args.out, "--out")
     settings = {k: (v if isinstance(v, list) else [v])
                 for k, v in config_settings(args, args.model).items()}
     runs = sweep.plan(args.model, settings, Path(args.out))

@@ -10,7 +10,7 @@ import torch
 
 from genlab.config import DataConfig
 from genlab.data import digits
-from genlab.data.memory import BatchStream, ImageSet
+from genlab.data.memory import BatchStream, ImageSet, check_fits
 from genlab.data.transforms import convert_channels
 from genlab.data.mnist import FASHION_MNIST, MNIST, IDXDataset, find_split, load_idx_split, search_dirs
 from genlab.errors import DataError
@@ -81,6 +81,10 @@ def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = 
             raise DataError(f"{cfg.dataset} has no split {split!r}; choose one of "
                             f"{', '.join(entry.counts)} with --train-split/--val-split")
         check_data_dir(cfg)
+        size = cfg.image_size or HOMEWORK_SIZE  # the named sets are grey: one channel
+        check_fits(entry.counts[split], (max(1, cfg.channels or 1), size, size),
+                   cfg.memory_budget, f"--image-size {size} on {cfg.dataset}/{split}",
+                   "choose a smaller --image-size or a larger --memory-budget")
         images = entry.load(cfg, split, log)
     if cfg.channels is not None:
         if isinstance(images.images, torch.Tensor):

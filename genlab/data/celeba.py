@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from genlab.data.folder import image_files, open_rgb
-from genlab.data.memory import ImageSet
+from genlab.data.memory import ImageSet, check_fits
 from genlab.data.stream import GIB, HDF5Images
 from genlab.data.transforms import resize_uint8
 from genlab.errors import DataError
@@ -375,6 +375,8 @@ def load_files_split(path: str | Path, split: str, image_size: int | None, crop:
         split_used = split if has_splits(path) else NO_SPLITS
         files = folder_files(path, split if split_used != NO_SPLITS else None)
         size = image_size or FOLDER_IMAGE_SIZE
+        check_fits(len(files), (3, size, size), memory_budget, f"--data {path}",
+                   "choose a smaller --image-size or a larger --memory-budget")
         crop = folder_crop(path, crop)
         if log:
             log(f"decoding {len(files)} images of {path} (centre crop "
@@ -397,7 +399,17 @@ def load_files_split(path: str | Path, split: str, image_size: int | None, crop:
                 raise DataError(f"{path} holds no images of CelebA's {split} split; choose "
                                 "another with --train-split/--val-split")
         stored_bytes = on_disk.nbytes
+        stored_shape = tuple(on_disk.shape[1:])
         on_disk = on_disk.resized(image_size)
+        per_image = max(int(np.prod(stored_shape)), int(np.prod(on_disk.shape[1:])))
+        if memory_budget is not None and 3 * per_image > memory_budget * GIB:
+            # Streamed or not, images are read whole: the chunk in use, the one read ahead and
+            # the batches gathered from them get a third of the budget each (chunk_images).
+            c, h, w = stored_shape
+            raise DataError(f"{path} holds {c}x{h}x{w} images, {per_image / GIB:,.1f} GiB each "
+                            "as read, and genlab holds at least three at once, over "
+                            f"--memory-budget {memory_budget:g} (GiB); write the file at a smaller size "
+                            "with `genlab prepare`, or raise --memory-budget")
         if memory_budget is not None and max(stored_bytes, on_disk.nbytes) > memory_budget * GIB:
             if log:
                 log(f"{path}: {len(on_disk)} images of {tuple(on_disk.shape[1:])} need "

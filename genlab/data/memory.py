@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from genlab.errors import DataError
+
 
 @dataclass
 class ImageSet:
@@ -28,6 +30,18 @@ class ImageSet:
     def to(self, device: torch.device | str) -> "ImageSet":
         labels = None if self.labels is None else self.labels.to(device)
         return ImageSet(self.images.to(device), labels, self.dataset, self.split, self.source)
+
+
+def check_fits(count: int, shape: tuple[int, int, int], budget_gib: float | None, what: str,
+               advice: str) -> None:
+    """Refuse, before allocating, `count` uint8 images of `shape` (C, H, W) that would exceed
+    --memory-budget: a DataError saying how much they need and `advice`."""
+    c, h, w = shape
+    needed = count * c * h * w
+    if budget_gib is not None and needed > budget_gib * 1024**3:
+        raise DataError(f"{what}: {count:,} images of {c}x{h}x{w} need "
+                        f"{needed / 1024**3:,.1f} GiB as uint8, over --memory-budget "
+                        f"{budget_gib:g} (GiB); {advice}")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 _CHUNK = 8192  # images resized at a time, to bound the float copy's memory
+_CHUNK_BYTES = 256 * 1024**2
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -19,12 +20,15 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
         return images
     downsampling = size < min(images.shape[-2:])
     out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8, device=images.device)
-    for start in range(0, len(images), _CHUNK):
-        chunk = images[start:start + _CHUNK].float()
+    # Images per float copy: at most _CHUNK, and at most _CHUNK_BYTES of floats in or out.
+    per_image = 4 * images.shape[1] * max(images.shape[-2] * images.shape[-1], size * size)
+    step = max(1, min(_CHUNK, _CHUNK_BYTES // per_image))
+    for start in range(0, len(images), step):
+        chunk = images[start:start + step].float()
         # antialias only matters when shrinking (as PIL does); for upsampling it is plain bilinear.
         resized = F.interpolate(chunk, size=(size, size), mode="bilinear", align_corners=False,
                                 antialias=downsampling)
-        out[start:start + _CHUNK] = resized.round_().clamp_(0, 255).to(torch.uint8)
+        out[start:start + step] = resized.round_().clamp_(0, 255).to(torch.uint8)
     return out
 
 

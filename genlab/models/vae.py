@@ -154,6 +154,11 @@ class VAE(GenerativeModel):
         if config.arch == "larsen64" and (h, w) != (LARSEN_SIZE, LARSEN_SIZE):
             raise GenlabError(f"--arch larsen64 needs 64x64 images, got {h}x{w}; use "
                               "--image-size 64")
+        if config.arch != "mlp" and h != w and (h % 4 or w % 4):
+            # Not square: --image-size (which makes square images) is no remedy.
+            raise GenlabError(f"--arch {config.arch} needs sides divisible by 4, but the data's "
+                              f"images are {h}x{w}, not square, so --image-size cannot resize "
+                              "them; use --arch mlp, or write them square from their folder with `genlab prepare`")
         if config.arch != "mlp" and (h % 4 or w % 4):
             raise GenlabError(f"--arch {config.arch} needs an --image-size divisible by 4, got {h}; "
                               "use a multiple of 4 or --arch mlp")

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 from genlab.errors import GenlabError
-from genlab.fsutil import atomic_write_bytes, cannot_write
+from genlab.fsutil import atomic_write_bytes, cannot_write, read_lines
 from genlab.grid import make_grid
 
 SCALARS_FILE = "scalars.jsonl"
@@ -20,17 +20,48 @@ SCALARS_FILE = "scalars.jsonl"
 def read_scalars(run_dir: Path) -> list[dict]:
     """The run's scalar records, one dict per logging event with an integer step; a torn or
     damaged line (a killed process, a bad byte) is skipped."""
+    return scan_scalars(run_dir)[0]
+
+
+def scan_scalars(run_dir: Path) -> tuple[list[dict], int]:
+    """(the run's scalar records, the number of damaged lines skipped), read line by line: a
+    line longer than MAX_LINE bytes (zero bytes of a damaged or sparse file) is skipped unread."""
     path = Path(run_dir) / SCALARS_FILE
-    records = []
+    records, damaged = [], 0
     if path.is_file():
-        for line in path.read_bytes().splitlines():
+        for line in read_lines(path, MAX_LINE, "scalar log"):
             try:
-                record = json.loads(line)
+                record = json.loads(line) if line is not None else None
             except ValueError:  # not JSON, or not UTF-8
-                continue
+                record = None
             if isinstance(record, dict) and isinstance(record.get("step"), int):
                 records.append(record)
-    return records
+            elif line is None or line.strip():
+                damaged += 1
+    return records, damaged
+
+
+MAX_LINE = 1 << 20  # a record is a few hundred bytes
+
+
+def _quiet_event_writer_errors() -> None:
+    """TensorBoard writes events from a thread that re-raises a failed write (a full disk),
+    which prints a traceback; the writer raises the same error again at its next call from the
+    training thread, where RunLogger turns it into one sentence. So that thread's OSError is
+    left to that call (every other thread's exception is printed as before)."""
+    import threading
+
+    previous = threading.excepthook
+    if getattr(previous, "genlab_quiet", False):
+        return
+
+    def hook(args):
+        if (type(args.thread).__name__ == "_AsyncWriterThread"
+                and isinstance(args.exc_value, OSError)):
+            return
+        previous(args)
+    hook.genlab_quiet = True
+    threading.excepthook = hook
 
 
 class RunLogger:
@@ -41,8 +72,11 @@ class RunLogger:
     show each step once.
     """
 
-    def __init__(self, run_dir: Path, start_step: int = 0):
+    def __init__(self, run_dir: Path, start_step: int = 0,
+                 warn: Callable[[str], None] | None = None):
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
+
+        _quiet_event_writer_errors()
 
         self.run_dir = Path(run_dir)
         path = self.run_dir / SCALARS_FILE
@@ -55,7 +89,12 @@ class RunLogger:
                     old.unlink()
                 path.unlink(missing_ok=True)
             elif path.exists():
-                kept = [r for r in read_scalars(self.run_dir) if r["step"] <= start_step]
+                records, damaged = scan_scalars(self.run_dir)
+                if damaged and warn:
+                    warn(f"{path}: {damaged} damaged line{'s' if damaged > 1 else ''} dropped "
+                         f"(not a JSON record with a step); the records up to step {start_step} "
+                         "are kept")
+                kept = [r for r in records if r["step"] <= start_step]
                 atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
             self._jsonl = path.open("a")
             # purge_step: TensorBoard hides what an earlier process logged after the checkpoint.

@@ -541,7 +541,8 @@ class Trainer:
         if self.step >= total:
             return TrainResult(self.step, self.last_checkpoint, False, 0.0)
         main = self.processes.is_main
-        logger = RunLogger(self.run_dir, start_step=self.step) if main else _NoLogger()
+        logger = (RunLogger(self.run_dir, start_step=self.step, warn=self.console.warn) if main
+                  else _NoLogger())
         self._progress = progress = Progress(self.step, total, cfg.batch_size,
                             stream=io.StringIO() if self.console.quiet else self.console.stream)
         window, names = self._window, self._window_names  # kept in checkpoints
