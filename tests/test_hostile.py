@@ -263,7 +263,7 @@ def test_decompression_bombs_are_refused_in_one_sentence_everywhere(trained, tmp
     for command in [
         ["train", "vae", "--data", folder, "--fid-samples", "0", "--run-dir", tmp_path / "r"],
         ["prepare", folder, "-o", tmp_path / "x.h5"],
-        ["fid", folder, folder],
+        ["fid", folder, folder, "--metrics", "fid"],  # 2 images: enough for FID only
         ["interpolate", trained, "--images", folder / "bomb.png", folder / "ok.png",
          "-o", tmp_path / "w.png"],
     ]:
@@ -573,6 +573,26 @@ def test_resuming_over_damaged_log_lines_warns_with_their_count(trained, tmp_pat
     assert resumed.returncode == 0, resumed.stderr
     warning = [line for line in resumed.stderr.splitlines() if "damaged lines dropped" in line]
     assert len(warning) == 1 and "scalars.jsonl: 3 damaged lines" in warning[0], resumed.stderr
+
+
+# --- small sample sets -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("count, metrics, words", [
+    (1, "fid", "fid needs at least 2 images a side"),
+    (2, "all", "pr needs at least 4 images a side"),
+    (3, "pr", "pr needs at least 4 images a side"),
+])
+def test_fid_on_too_few_images_is_refused_before_extraction(tmp_path, monkeypatch, count,
+                                                            metrics, words):
+    from genlab.metrics import inception
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("the Inception network was loaded")
+    monkeypatch.setattr(inception.InceptionFeatures, "__init__", no_extraction)
+    for side in "ab":
+        np.savez(tmp_path / f"{side}.npz", images=np.zeros((count, 8, 8, 3), np.uint8))
+    result = run_cli("fid", tmp_path / "a.npz", tmp_path / "b.npz", "--metrics", metrics)
+    assert_one_sentence_error(result, words, f"A has {count}")
 
 
 # --- output paths checked up front -----------------------------------------------------------

@@ -8,6 +8,7 @@ from genlab.cli.flags import (add_config_flags, add_device_flag, add_json_flag, 
                               count, eval_config, print_score, SEED)
 from genlab.config import EvalConfig
 from genlab.console import Console
+from genlab.errors import GenlabError
 
 
 def register(commands, console: Console) -> None:
@@ -63,9 +64,23 @@ def fid_command(args: argparse.Namespace, console: Console) -> int:
     settings = eval_config(args)
     names = parse_metrics(settings.metrics)
     sources = ImageSource(args.a), ImageSource(args.b)
+    check_sample_counts(names, len(sources[0]), len(sources[1]))
     extractor = InceptionFeatures(settings.inception_weights, device, settings.fid_precision,
                                   batch_size=args.batch_size)
     console.say(f"scoring {len(sources[0])} images in {args.a} against {len(sources[1])} in "
                 f"{args.b}")
     print_score(compare_sources(*sources, extractor, names, console.warn), as_json=args.json)
     return 0
+
+
+def check_sample_counts(names: tuple[str, ...], a: int, b: int) -> None:
+    """Refuse, before any image is read, sets too small for a metric: FID's covariance and KID's
+    unbiased estimate need 2 images a side, precision/recall's k-th nearest other image k + 1."""
+    from genlab.metrics.precision_recall import NEIGHBOURHOOD
+
+    least = {"fid": 2, "kid": 2, "pr": NEIGHBOURHOOD + 1}
+    short = [name for name in names if min(a, b) < least.get(name, 2)]
+    if short:
+        name = max(short, key=lambda n: least.get(n, 2))
+        raise GenlabError(f"{name} needs at least {least.get(name, 2)} images a side, but A has "
+                          f"{a} and B has {b}; add images, or leave {name} out of --metrics")
