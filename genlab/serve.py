@@ -58,21 +58,77 @@ def image_from_upload(data: bytes, shape: tuple[int, int, int],
                       crop_fraction: float | None = None) -> torch.Tensor:
     """An uploaded file -> uint8 (1, C, H, W) at the run's size, or a GenlabError saying what is
     wrong with it. The central square is kept (`crop_fraction` of the shorter side: CelebA's
-    148 of 178, as its faces were prepared), at most MAX_UPLOAD_PIXELS decoded."""
+    148 of 178, as its faces were prepared), at most MAX_UPLOAD_PIXELS decoded.
+
+    Memory: one decoded copy of the upload at most (its pixels times its bytes per pixel,
+    120 MB for a 40 MP RGB image); a JPEG is decoded at a fraction of its size (draft), and
+    any image is box-reduced in its own mode to about twice the crop it gives before any copy
+    (conversion to RGB, crop, resize) is made.
+    """
     if not data:
         raise GenlabError("the upload is empty; choose an image file (PNG or JPEG)")
+    _, h, _ = shape
     try:
         with open_image(io.BytesIO(data), "the upload", MAX_UPLOAD_PIXELS, unreadable=(
                 "the upload is not an image PIL can read; choose a PNG or JPEG file")) as image:
-            image.draft("RGB", (shape[1] * 4, shape[2] * 4))  # JPEG: decode at a fraction
-            rgb = image.convert("RGB")
+            image.draft("RGB", (h * 4, h * 4))  # JPEG: decoded at 1/2, 1/4 or 1/8 of its size
+            image.load()
+            rgb = _reduced_rgb(image, 2 * h, crop_fraction)
     except (OSError, ValueError):
         raise GenlabError("the upload is not an image PIL can read; choose a PNG or JPEG "
                           "file") from None
-    c, h, _ = shape
+    c = shape[0]
     crop = None if crop_fraction is None else round(min(rgb.size) * crop_fraction)
     pixels = torch.from_numpy(square_rgb(rgb, h, crop=crop).copy())  # (3, H, W)
     return convert_channels(pixels[None], c)  # (1, C, H, W)
+
+
+def _reduced_rgb(image: Image.Image, least: int, crop_fraction: float | None) -> Image.Image:
+    """A decoded image box-reduced by the largest whole factor that keeps its centre crop (the
+    shorter side times `crop_fraction`) at least `least` pixels a side, then as RGB. Reducing
+    comes first: it reads the decoded pixels once and makes a small image, where converting
+    first would copy the whole image."""
+    if image.mode in ("1", "P", "PA", "I;16", "I;16B", "I;16L", "CMYK", "YCbCr", "LAB", "HSV"):
+        # Modes reduce() does not take: a palette or 1-bit image is 1 byte a pixel, so its RGB
+        # copy is at most 3x a small decoded image (the large ones are RGB already).
+        image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info
+                              else "RGB")
+    crop = min(image.size) * (crop_fraction or 1.0)
+    factor = max(1, int(crop // least))
+    if factor > 1:
+        image = image.reduce(factor)
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap memory an upload's decode freed back to the system (glibc's malloc_trim):
+    each request runs in a new thread whose malloc arena otherwise keeps its largest decode, so
+    the server's resident size would creep up with repeated uploads. A no-op elsewhere."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):  # not glibc: nothing to trim
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
+
+
+def _natural(text: str, largest: int) -> int | None:
+    """A query's whole number from 0 to `largest`, or None: ASCII digits only (str.isdigit also
+    accepts '²' and other scripts' digits, which int() refuses or reads), and at most as many
+    digits as `largest` has (int() refuses strings of over 4,300 digits, and needs no more)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(largest)):
+        return None
+    value = int(text)
+    return value if value <= largest else None
 
 
 def create_app(runs: list[LoadedRun]):
@@ -84,16 +140,16 @@ def create_app(runs: list[LoadedRun]):
     decoding = threading.BoundedSemaphore(DECODES)
 
     def chosen() -> LoadedRun:
-        text = request.values.get("run", "0")
-        if not text.isdigit() or int(text) >= len(runs):
+        index = _natural(request.values.get("run", "0"), len(runs) - 1)
+        if index is None:
             raise GenlabError(f"run must be a number from 0 to {len(runs) - 1}")
-        return runs[int(text)]
+        return runs[index]
 
     def seed() -> int:
-        text = request.values.get("seed", "0")
-        if not text.isdigit() or int(text) >= 2**63:
+        value = _natural(request.values.get("seed", "0"), 2**63 - 1)
+        if value is None:
             raise GenlabError("seed must be an integer from 0 to 2^63 - 1")
-        return int(text)
+        return value
 
     @app.errorhandler(GenlabError)
     def refused(error: GenlabError):
@@ -157,6 +213,8 @@ def create_app(runs: list[LoadedRun]):
                     row.append(to_unit_range(run.model.reconstruct(batch), run.model.data_range)[0])
         finally:
             decoding.release()
+            del data
+            _return_freed_memory()
         return Response(_png(torch.stack(row), len(row)), mimetype="image/png")
 
     @app.get("/api/interpolate")

@@ -659,3 +659,37 @@ def test_a_full_disk_under_tensorboards_writer_thread_is_one_sentence(tmp_path, 
     assert "\n" not in str(error.value)
     captured = capfd.readouterr()
     assert "Traceback" not in captured.err and "Exception in thread" not in captured.err
+
+
+# --- the server's queries and uploads --------------------------------------------------------
+
+@pytest.mark.parametrize("query", ["seed=" + "9" * 5000, "seed=\u0663", "seed=\u00b2",
+                                   "run=\u0660", "run=" + "0" * 5000])
+def test_the_server_answers_400_to_odd_numbers(client, query):
+    response = client.get(f"/api/sample?{query}")
+    assert response.status_code == 400 and response.is_json, response.data[:200]
+    assert "must be" in response.get_json()["error"]
+
+
+def test_a_large_upload_is_reduced_before_it_is_copied(monkeypatch):
+    from genlab import serve
+
+    copied = []
+    for name in ("convert", "crop"):
+        original = getattr(Image.Image, name)
+
+        def watched(self, *args, _original=original, **kwargs):
+            copied.append(self.size)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(Image.Image, name, watched)
+    for mode in ("RGB", "P", "L"):
+        upload = io.BytesIO()
+        Image.new(mode, (2000, 1500), 120 if mode != "RGB" else (10, 200, 30)).save(upload, "PNG")
+        copied.clear()
+        small = serve.image_from_upload(upload.getvalue(), (3, 32, 32))
+        assert small.shape == (1, 3, 32, 32)
+        full = [size for size in copied if size == (2000, 1500)]
+        # Only a palette image is converted whole (to RGB, before reducing); nothing is cropped
+        # or converted at full size otherwise.
+        assert len(full) == (1 if mode == "P" else 0), (mode, copied)
+    assert int(serve.image_from_upload(upload.getvalue(), (1, 32, 32)).float().mean()) == 120
