@@ -38,7 +38,7 @@ def assert_one_sentence_error(result: subprocess.CompletedProcess, *fragments: s
 
 @needs_shared_mnist
 @pytest.mark.slow
-def test_issue_example_logs_six_curves_three_grids_checkpoints_and_resumes(tmp_path):
+def test_train_logs_six_curves_three_grids_and_checkpoints_then_resumes_to_more_steps(tmp_path):
     run = tmp_path / "R"
     common = ["train", "vae", "--dataset", "mnist", "--data-dir", SHARED_MNIST,
               "--train-split", "test", "--saving-steps", "30", "--logging-steps", "10",
