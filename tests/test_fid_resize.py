@@ -114,8 +114,8 @@ def test_cached_reference_features_are_keyed_by_their_resize(tmp_path, monkeypat
     clean = next(key for name, key in fields.items() if name.startswith("digits-train-n16-fp32-clean-"))
     default = next(key for name, key in fields.items() if "-clean-" not in name)
     assert clean["resize"] == "clean" and clean["preprocessing"] == PREPROCESSING["clean"]
-    # The default resize is keyed without the field, as genlab 0.4.0 keyed it: its cached
-    # features stay valid, and its preprocessing text tells it from the other resizes.
+    # The default resize is keyed without the field, so features cached without it stay
+    # valid; its preprocessing text tells it from the other resizes.
     assert "resize" not in default and default["preprocessing"] == PREPROCESSING[DEFAULT_RESIZE]
 
 

@@ -30,7 +30,8 @@ def register(commands, console: Console) -> None:
         "or .npz arrays of uint8 images (N,H,W[,C] or N,C,H,W) or floats in [0, 1].")
     fid.add_argument("a", metavar="A", help="folder or .npz (the reference, 'real' side)")
     fid.add_argument("b", metavar="B", help="folder or .npz")
-    add_config_flags(fid, EvalConfig, {}, {}, only=("metrics", "fid_precision", "inception_weights"))
+    add_config_flags(fid, EvalConfig, {}, {}, only=("metrics", "fid_precision", "fid_resize",
+                                                   "inception_weights"))
     fid.add_argument("--batch-size", type=count(1, 4096), default=None,
                      help="images per Inception batch (default: 8 on a CPU, 64 on a GPU)")
     add_device_flag(fid)
@@ -66,7 +67,7 @@ def fid_command(args: argparse.Namespace, console: Console) -> int:
     sources = ImageSource(args.a), ImageSource(args.b)
     check_sample_counts(names, len(sources[0]), len(sources[1]))
     extractor = InceptionFeatures(settings.inception_weights, device, settings.fid_precision,
-                                  batch_size=args.batch_size)
+                                  batch_size=args.batch_size, resize=settings.fid_resize)
     console.say(f"scoring {len(sources[0])} images in {args.a} against {len(sources[1])} in "
                 f"{args.b}")
     print_score(compare_sources(*sources, extractor, names, console.warn), as_json=args.json)

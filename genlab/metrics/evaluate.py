@@ -26,12 +26,16 @@ from genlab.data.transforms import to_uint8, to_unit_range
 from genlab.errors import GenlabError
 from genlab.metrics import cache, registry
 from genlab.metrics.records import append_record, log_tensorboard, read_records, utc_now
-from genlab.metrics.inception import NUM_FEATURES, InceptionFeatures, check_precision, find_weights, verify_weights
+from genlab.metrics.inception import (DEFAULT_RESIZE, NUM_FEATURES, InceptionFeatures, check_precision,
+                                      check_resize, find_weights, verify_weights)
 from genlab.metrics.stats import FULL_RANK_SAMPLES, FeatureStats
 from genlab.models.base import evaluating
 from genlab.distributed import SINGLE, Processes, gather_to_main
 
 REFERENCE_SEED = 0       # which real images are chosen: randperm(seed 0)[:N]
+# The value of a setting that a stored score or cache key lacks: every score and key without a
+# resize was made with the pytorch-fid one.
+UNSTATED_SETTINGS = {"resize": DEFAULT_RESIZE}
 GENERATE_BATCH = 250
 Log = Callable[[str], None]
 
@@ -41,6 +45,7 @@ def check_ready(eval_cfg: EvalConfig, device: torch.device) -> None:
     registry.parse_metrics(eval_cfg.metrics)
     if eval_cfg.fid_samples:
         check_precision(eval_cfg.fid_precision, device)
+        check_resize(eval_cfg.fid_resize)
         verify_weights(find_weights(eval_cfg.inception_weights))
 
 
@@ -141,7 +146,12 @@ def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFe
                  "image_shape": list(chosen.shape[1:]),
                  "images_sha256": hashlib.sha256(chosen.numpy().tobytes()).hexdigest()}
     key_fields = {**reference, **extractor.settings}
-    label = f"{data.dataset}-{split}-n{n}-{extractor.precision}"
+    if key_fields["resize"] == UNSTATED_SETTINGS["resize"]:
+        # The default's key leaves the field out, so features cached without it stay valid; the
+        # preprocessing text in the key tells the resizes apart.
+        del key_fields["resize"]
+    resize = "" if extractor.resize == DEFAULT_RESIZE else f"-{extractor.resize}"
+    label = f"{data.dataset}-{split}-n{n}-{extractor.precision}{resize}"
     features = cache.load_cached(key_fields, label, warn)
     if features is None:
         log(f"FID: computing the features of {n} real {data.dataset}/{split} images (cached for "
@@ -188,20 +198,28 @@ def run_settings(config: RunConfig, eval_cfg: EvalConfig, seed: int, split: str)
     return {"protocol": f"{n} generated vs {n} real images of {config.data.dataset}/{split} "
                         f"({which})",
             "generated_samples": n, "real_samples": n, "generator_seed": seed,
-            "reference_split": split, "precision": eval_cfg.fid_precision}
+            "reference_split": split, "precision": eval_cfg.fid_precision,
+            "resize": eval_cfg.fid_resize}
+
+
+def _setting(record: dict, name: str):
+    settings = record.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
+    return settings.get(name, UNSTATED_SETTINGS.get(name))
 
 
 def stored_records(checkpoint: Path, config: RunConfig, eval_cfg: EvalConfig,
                    seed: int) -> dict[str, dict | None]:
     """Each reference split's stored score of this checkpoint under the same settings, with
-    every metric asked for (None where there is none), in reference_splits' order."""
+    every metric asked for (None where there is none), in reference_splits' order. A setting a
+    stored score lacks counts as its UNSTATED_SETTINGS value."""
     names = set(registry.parse_metrics(eval_cfg.metrics))
     records = read_records(checkpoint)
     found = {}
     for split in reference_splits(config, eval_cfg):
         wanted = run_settings(config, eval_cfg, seed, split)
         found[split] = next((r for r in reversed(records)
-                             if all(r.get("settings", {}).get(k) == v for k, v in wanted.items())
+                             if all(_setting(r, k) == v for k, v in wanted.items())
                              and names <= set(registry.metrics_of(r))), None)
     return found
 
@@ -223,7 +241,8 @@ def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg
     splits = splits or reference_splits(config, eval_cfg)
     for split in splits:
         check_reference_count(config.data, split, n)  # before any generating
-    extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision)
+    extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision,
+                                  resize=eval_cfg.fid_resize)
     log(f"FID: computing the features of {n} generated images")
     fake = generated_stats(extractor, model, n, seed, device, processes)
     if fake is None:

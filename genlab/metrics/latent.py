@@ -77,7 +77,8 @@ def evaluate_latent_paths(config: RunConfig, model, step: int, checkpoint: Path,
     midpoints; stored beside `checkpoint`."""
     check_path_settings(steps, paths, midpoints)
     started = time.perf_counter()
-    extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision)
+    extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision,
+                                  resize=eval_cfg.fid_resize)
     generator = torch.Generator().manual_seed(seed)
     with evaluating(model):
         data = None
