@@ -152,3 +152,32 @@ def test_fid_command_records_the_resize_that_made_the_score(tmp_path):
         assert records[resize]["settings"]["resize"] == resize
         assert records[resize]["settings"]["preprocessing"] == PREPROCESSING[resize]
     assert records["clean"]["fid"] != pytest.approx(records["pytorch-fid"]["fid"], rel=1e-6)
+
+
+@needs_inception
+@pytest.mark.slow
+def test_a_run_keeps_one_stored_score_per_resize_and_reads_old_scores_as_the_default(tmp_path):
+    run = tmp_path / "R"
+    train = ["train", "vae", "--dataset", "digits", "--latent-dim", "4", "--steps", "5",
+             "--fid-samples", "8", "--metrics", "fid,kid", "--run-dir", run]
+    assert run_cli(*train).returncode == 0
+    metrics = run / "checkpoints" / "step-00000005-metrics.jsonl"
+    [default] = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert default["settings"]["resize"] == "pytorch-fid"
+
+    clean = run_cli("eval", run, "--fid-samples", "8", "--metrics", "fid,kid", "--fid-resize",
+                    "clean", "--json")
+    assert clean.returncode == 0, clean.stderr
+    assert json.loads(clean.stdout.strip().splitlines()[-1])["settings"]["resize"] == "clean"
+    assert len(metrics.read_text().splitlines()) == 2
+
+    # A score stored without the field is the default resize's: the finished run reuses it.
+    lines = metrics.read_text().splitlines()
+    unstated = json.loads(lines[0])
+    del unstated["settings"]["resize"]
+    metrics.write_text(json.dumps(unstated) + "\n" + lines[1] + "\n")
+    for resize in FID_RESIZES:
+        again = run_cli(*train, "--fid-resize", resize)
+        assert again.returncode == 0, again.stderr
+        assert "computing the features" not in again.stderr
+        assert len(metrics.read_text().splitlines()) == 2
