@@ -19,6 +19,9 @@ from genlab.options import check_value, flag_name, option
 
 
 MAX_IMAGE_SIDE = 4096  # pixels a side: --image-size, and a stored run's image shape
+# The data sets --dataset names (genlab.data.DATASETS loads each); listed here, free of torch,
+# for the flag's choices.
+DATASET_NAMES = ("mnist", "fashion-mnist", "digits")
 
 
 @dataclass

@@ -64,9 +64,6 @@ def discriminator_fake_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(_full(fake_logits))
 
 
-GENERATOR_LOSSES = ("nonsaturating", "saturating")
-
-
 def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
     """The generator's loss per image.
 
@@ -80,4 +77,4 @@ def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
         return F.softplus(-fake_logits)
     if kind == "saturating":
         return -F.softplus(fake_logits)
-    raise ValueError(f"unknown generator loss {kind!r}; expected one of {GENERATOR_LOSSES}")
+    raise ValueError(f"unknown generator loss {kind!r}; expected nonsaturating or saturating")

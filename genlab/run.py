@@ -19,12 +19,12 @@ from genlab.data.memory import ImageSet
 from genlab.errors import GenlabError
 from genlab.fsutil import (TMP_SUFFIX, atomic_write_json, cannot_write, remove_stale_temporaries,
                            read_regular, special_kind)
-from genlab.models import MODELS, GenerativeModel
+from genlab.models import MODELS, SPECS, GenerativeModel
 from genlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 CONFIG_FILE = "config.json"
 RUNS_ROOT = Path("runs")
-MODEL_CONFIGS = {name: model_cls.config_class for name, model_cls in MODELS.items()}
+MODEL_CONFIGS = {name: spec.config_class for name, spec in SPECS.items()}
 
 
 MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few KB
@@ -50,13 +50,14 @@ def config_from_dict(stored: dict, source: str = "config") -> RunConfig:
 
 def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
     """A fresh run's config: the model's defaults, then the user's settings (flat field names)."""
-    model_cls = MODELS[model_name]
-    config = RunConfig(model=model_name, model_config=model_cls.config_class(), data=DataConfig(),
-                       train=TrainConfig(**model_cls.train_defaults), image_shape=(0, 0, 0))
+    spec = SPECS[model_name]
+    config = RunConfig(model=model_name, model_config=spec.config_class(),
+                       data=DataConfig(**spec.data_defaults),
+                       train=TrainConfig(**spec.train_defaults), image_shape=(0, 0, 0))
     for name, value in settings.items():
         setattr(_section_of(config, name), name, value)
     _steps_or_epochs(config, settings)
-    model_cls.fill_defaults(config.model_config)
+    spec.fill_defaults(config.model_config)
     if config.data.data_path is not None:
         if "dataset" in settings:
             raise GenlabError(f"--dataset {settings['dataset']} and --data "
@@ -93,7 +94,7 @@ def default_run_dir(config: RunConfig) -> Path:
     parts = [_tag(config), config.data.dataset]
     if config.data.train_split != "train":
         parts.append(config.data.train_split)
-    parts += MODELS[config.model].run_tags(config.model_config)
+    parts += SPECS[config.model].run_tags(config.model_config)
     length = (f"e{config.train.epochs:g}" if config.train.epochs is not None
               else f"s{config.train.num_training_steps}")
     parts += [f"b{config.train.batch_size}", length]
@@ -104,7 +105,7 @@ def default_run_dir(config: RunConfig) -> Path:
 
 def _tag(config: RunConfig) -> str:
     arch = getattr(config.model_config, "arch", None)
-    default_arch = getattr(MODELS[config.model].config_class(), "arch", None)
+    default_arch = getattr(SPECS[config.model].config_class(), "arch", None)
     return config.model if arch == default_arch else f"{config.model}-{arch}"
 
 
@@ -124,7 +125,7 @@ def prepare_run(model_name: str, settings: dict[str, Any],
                 f.name != LOCK_FILE and not f.name.endswith(TMP_SUFFIX) for f in folder.iterdir())):
             raise GenlabError(f"{folder} exists but is not a genlab run folder (no {CONFIG_FILE}); "
                               "choose another --run-dir")
-        return fresh, folder, False
+        return _fresh(fresh, settings), folder, False
     stored_model = _stored_model_name(config_path)
     if stored_model != model_name:
         # Even before its first checkpoint, another model's folder is someone else's run.
@@ -133,7 +134,7 @@ def prepare_run(model_name: str, settings: dict[str, Any],
     if not list_checkpoints(folder):
         # A start of this model that failed before its first checkpoint (a bad setting, a
         # kill): nothing of it is worth keeping, so it does not fix the settings of the next try.
-        return fresh, folder, False
+        return _fresh(fresh, settings), folder, False
     stored = load_config(config_path)
     for name, value in settings.items():
         section = _section_of(stored, name)
@@ -145,6 +146,15 @@ def prepare_run(model_name: str, settings: dict[str, Any],
                               "once it starts, so drop the flag or choose another --run-dir")
     _steps_or_epochs(stored, settings)
     return stored, folder, True
+
+
+def _fresh(config: RunConfig, settings: dict[str, Any]) -> RunConfig:
+    """A new run's config, once it is known to start a run: one of a model that needs data
+    unlike the default data set stops when no data source was given."""
+    needs = SPECS[config.model].needs_data
+    if needs and "data_path" not in settings and "dataset" not in settings:
+        raise GenlabError(needs)
+    return config
 
 
 def run_folder(config: RunConfig, run_dir: str | Path | None) -> Path:

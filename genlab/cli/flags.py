@@ -14,7 +14,8 @@ import signal
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from genlab.config import DataConfig, EvalConfig, TrainConfig
+from genlab.config import DATASET_NAMES, DataConfig, EvalConfig, TrainConfig
+from genlab.models.specs import SPECS, ModelSpec
 from genlab.options import check_value, field_kind, flag_name, parse_duration, wording
 
 # A training run stopped by a signal exits as a shell reports a process the signal ended:
@@ -81,10 +82,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict[
         if only is not None and config_field.name not in only:
             continue
         meta = config_field.metadata
-        default = defaults.get(config_field.name, config_field.default)
-        shown = "" if default is None else f" (default: {default})"  # None: the help says
         kwargs: dict[str, Any] = dict(dest=config_field.name, default=argparse.SUPPRESS,
-                                      help=f"{meta['help']}{shown}")
+                                      help=help_text(config_field, defaults))
         if field_kind(cls, config_field) is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -100,22 +99,40 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict[
         group.add_argument(flag_name(config_field.name), *meta.get("aliases", ()), **kwargs)
 
 
-def add_model_flags(parser: argparse.ArgumentParser, model_cls, several: bool = False) -> None:
-    """Every flag of `genlab train MODEL`: the model's config, then data, training, evaluation."""
-    from genlab.data import DATASETS
+def help_text(config_field: dataclasses.Field, defaults: dict[str, Any]) -> str:
+    """The field's help and its default: the one given in `defaults` (a model's) in place of
+    the field's own, whose wording for a None default ends the help as "(default: ...)"."""
+    text = config_field.metadata["help"]
+    if config_field.name in defaults:
+        default = defaults[config_field.name]
+        own = text.rfind(" (default:")
+        if own >= 0 and text.endswith(")"):
+            text = text[:own]
+    else:
+        default = config_field.default
+    if default is None:
+        return text  # the help says what None means
+    return f"{text} (default: {default:g})" if isinstance(default, float) else \
+        f"{text} (default: {default})"
 
-    add_config_flags(parser, model_cls.config_class, {}, {}, several=several)
-    add_config_flags(parser, DataConfig, {}, {"dataset": tuple(DATASETS)}, several=several)
-    add_config_flags(parser, TrainConfig, model_cls.train_defaults, {}, several=several)
+
+def add_model_flags(parser: argparse.ArgumentParser, spec: ModelSpec, several: bool = False) -> None:
+    """Every flag of `genlab train MODEL`: the model's config, then data, training, evaluation,
+    each shown with this model's default."""
+    train_shown = dict(spec.train_defaults)
+    if spec.train_defaults.get("epochs") is not None:
+        train_shown["num_training_steps"] = "as many as --epochs makes of the training split"
+    add_config_flags(parser, spec.config_class, {}, {}, several=several)
+    add_config_flags(parser, DataConfig, spec.data_defaults, {"dataset": DATASET_NAMES},
+                     several=several)
+    add_config_flags(parser, TrainConfig, train_shown, {}, several=several)
     add_config_flags(parser, EvalConfig, {}, {}, several=several)
 
 
 def config_settings(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
     """The config fields the user gave, by name."""
-    from genlab.models import MODELS
-
     names = {f.name for cls in (DataConfig, TrainConfig, EvalConfig,
-                                MODELS[model_name].config_class)
+                                SPECS[model_name].config_class)
              for f in dataclasses.fields(cls)}
     return {k: v for k, v in vars(args).items() if k in names}
 
@@ -157,7 +174,3 @@ def print_score(record: dict, prefix: str = "", metrics: Path | None = None,
         print(f"{'metrics:':<12} {metrics}")
     if as_json:
         print(json.dumps(record, sort_keys=True))
-
-
-def first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0]

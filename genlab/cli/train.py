@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from genlab.cli.flags import (EXIT_INTERRUPTED, EXIT_TERMINATED, add_model_flags,
-                              config_settings, count, first_line, print_score)
+                              config_settings, count, print_score)
 from genlab.console import Console
 from genlab.errors import GenlabError
 
@@ -18,18 +18,17 @@ STOP_EXIT_CODES = {"max-time": 0, "SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TE
 
 
 def register(commands, console: Console) -> None:
-    from genlab.models import MODELS
+    from genlab.models.specs import SPECS
 
     train = commands.add_parser("train", help="train a model (resumes an existing run folder)",
                                 description="Train a model; on an existing run folder, resume "
                                 "from its latest checkpoint.")
     models = train.add_subparsers(dest="model", metavar="MODEL", parser_class=train.__class__)
-    for name, model_cls in MODELS.items():
-        sub = models.add_parser(name, help=first_line(model_cls.__doc__),
-                                description=first_line(model_cls.__doc__))
+    for name, spec in SPECS.items():
+        sub = models.add_parser(name, help=spec.title, description=spec.title)
         sub.add_argument("--run-dir", help="run folder (default: runs/<model>-<dataset>-z<latent>"
                          "-b<batch>-s<steps>); an existing one is resumed")
-        add_model_flags(sub, model_cls)
+        add_model_flags(sub, spec)
         sub.set_defaults(handler=lambda args: train_command(args, console))
 
     sweep = commands.add_parser(
@@ -40,12 +39,12 @@ def register(commands, console: Console) -> None:
         "DIR/results.md and results.csv with each run's scores and, over seeds, each setting's "
         "mean +- std.")
     sweep_models = sweep.add_subparsers(dest="model", metavar="MODEL", parser_class=sweep.__class__)
-    for name, model_cls in MODELS.items():
+    for name, spec in SPECS.items():
         sub = sweep_models.add_parser(name, help=f"sweep {name} runs")
         sub.add_argument("--out", required=True, help="folder for the runs and the results table")
         sub.add_argument("--parallel", type=count(1, 64), default=1,
                          help="runs trained at the same time (default: 1)")
-        add_model_flags(sub, model_cls, several=True)
+        add_model_flags(sub, spec, several=True)
         sub.set_defaults(handler=lambda args: sweep_command(args, console))
 
     demo = commands.add_parser("demo", help="train a small VAE on MNIST, or on the embedded "

@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from genlab.config import DataConfig
+from genlab.config import DATASET_NAMES, DataConfig
 from genlab.data import digits
 from genlab.data.memory import BatchStream, ImageSet, check_fits
 from genlab.data.transforms import convert_channels
@@ -55,6 +55,8 @@ DATASETS: dict[str, DatasetEntry] = {
                                                                cfg.image_size or HOMEWORK_SIZE),
         lambda cfg, split: "embedded in scikit-learn"),
 }
+if tuple(DATASETS) != DATASET_NAMES:  # --dataset's choices are DATASET_NAMES
+    raise ImportError(f"genlab.data: DATASETS {tuple(DATASETS)} but DATASET_NAMES {DATASET_NAMES}")
 
 
 def check_data_dir(cfg: DataConfig) -> None:

@@ -1,10 +1,22 @@
-"""Models by name: the explicit registry the CLI and the run configs use."""
+"""Models by name: the explicit registry the CLI and the run configs use.
 
-from genlab.models.base import GenerativeModel, Phase
-from genlab.models.dcgan import DCGAN
-from genlab.models.vae import VAE
-from genlab.models.vaegan import VAEGAN
+`SPECS` (genlab.models.specs) says what each model is without importing torch: the command line's
+flags and help are built from it. `MODELS`, the classes with their networks, is imported on first
+use (`from genlab.models import MODELS`), so `genlab --help` never loads torch.
+"""
 
-MODELS: dict[str, type[GenerativeModel]] = {"vae": VAE, "dcgan": DCGAN, "vaegan": VAEGAN}
+from genlab.models.specs import SPECS, ModelSpec
 
-__all__ = ["MODELS", "GenerativeModel", "Phase"]
+_WITH_TORCH = {"MODELS": "genlab.models.registry", "GenerativeModel": "genlab.models.base",
+               "Phase": "genlab.models.base"}
+
+
+def __getattr__(name: str):
+    if name in _WITH_TORCH:
+        import importlib
+
+        return getattr(importlib.import_module(_WITH_TORCH[name]), name)
+    raise AttributeError(f"module 'genlab.models' has no attribute {name!r}")
+
+
+__all__ = ["MODELS", "SPECS", "GenerativeModel", "ModelSpec", "Phase"]

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.models.noise import WHOLE, Shard
+from genlab.models.specs import POLICIES
 
 TRANSLATION_RATIO = 1 / 8
 CUTOUT_RATIO = 1 / 2
@@ -61,7 +62,6 @@ def cutout(x: torch.Tensor, ratio: float = CUTOUT_RATIO, shard: Shard = WHOLE) -
 
 
 TRANSFORMS = {"translation": translate, "cutout": cutout}
-POLICIES = ("none", "translation", "cutout", "translation,cutout")
 
 
 def diff_augment(x: torch.Tensor, policy: str, shard: Shard = WHOLE) -> torch.Tensor:

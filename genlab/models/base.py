@@ -4,7 +4,6 @@ how to validate, decode and show itself. The trainer never asks which model it i
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -13,8 +12,8 @@ from torch import nn
 
 from genlab.config import TrainConfig
 from genlab.models.diagnostics import active_dimensions
-from genlab.options import run_tag
 from genlab.models.noise import Shard
+from genlab.models.specs import ModelSpec
 
 
 @contextlib.contextmanager
@@ -109,10 +108,18 @@ class GenerativeModel(nn.Module):
     """Base class of genlab's models. Subclasses set the class attributes and implement the
     methods below; `__init__(config, image_shape)` builds the networks."""
 
+    spec: ClassVar[ModelSpec]  # the model without its networks (genlab.models.specs)
+    data_range: ClassVar[tuple[float, float]]      # pixel range the model reads and writes
+    # Read from the spec, under the names the model classes have always had.
     name: ClassVar[str]
     config_class: ClassVar[type]
-    data_range: ClassVar[tuple[float, float]]      # pixel range the model reads and writes
     train_defaults: ClassVar[dict[str, Any]] = {}  # TrainConfig defaults this model changes
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "spec" in cls.__dict__:
+            cls.name, cls.config_class = cls.spec.name, cls.spec.config_class
+            cls.train_defaults = cls.spec.train_defaults
 
     @property
     def bf16_on_cpu(self) -> bool:
@@ -144,23 +151,11 @@ class GenerativeModel(nn.Module):
 
     @classmethod
     def fill_defaults(cls, config: Any) -> None:
-        """Make settings whose default depends on others (None in the dataclass) concrete, so
-        the stored config says what was built."""
+        cls.spec.fill_defaults(config)
 
     @classmethod
     def run_tags(cls, config: Any) -> list[str]:
-        """Parts of the default run folder name that tell this model's runs apart: z<latent>,
-        then one per setting that differs from the model's defaults for the same --arch (which
-        the name's first part says)."""
-        default = cls.config_class(**({"arch": config.arch} if hasattr(config, "arch") else {}))
-        cls.fill_defaults(default)
-        tags = [f"z{config.latent_dim}"]
-        for config_field in dataclasses.fields(config):
-            value = getattr(config, config_field.name)
-            if config_field.name not in ("latent_dim", "arch") and value != getattr(
-                    default, config_field.name):
-                tags.append(run_tag(config_field, value))
-        return tags
+        return cls.spec.run_tags(config)
 
     # --- generation ---------------------------------------------------------------------------
     @property

@@ -30,19 +30,20 @@ in the network, so `discriminate` returns the probabilities the table describes.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from genlab.config import TrainConfig
-from genlab.options import option
 from genlab.errors import GenlabError
-from genlab.losses import (GENERATOR_LOSSES, discriminator_fake_loss, discriminator_real_loss,
-                           generator_loss)
-from genlab.models.augment import POLICIES, diff_augment
+from genlab.losses import discriminator_fake_loss, discriminator_real_loss, generator_loss
+from genlab.models.augment import diff_augment
 from genlab.models.base import GenerativeModel, Phase, Step, Update
 from genlab.models.noise import Shard
+from genlab.models.specs import DCGAN_ARCHS as ARCHS
+from genlab.models.specs import DEFAULT_HIDDEN, SPECS, DCGANConfig
+
+__all__ = ["DCGAN", "DCGANConfig", "ARCHS", "DEFAULT_HIDDEN"]
 
 # The DCGAN paper's Adam momentum: beta1 = 0.9 made its training oscillate and unstable.
 ADAM_BETAS = (0.5, 0.999)
@@ -51,8 +52,6 @@ ADAM_BETAS = (0.5, 0.999)
 # Channel multipliers of the hidden layers, by image size: the homework's 32x32 table and the
 # DCGAN paper's 64x64 networks (pytorch/examples' dcgan with ngf = ndf = 64).
 MULTIPLIERS = {32: (4, 2, 1), 64: (8, 4, 2, 1)}
-ARCHS = {"homework": 32, "dcgan64": 64}   # --arch -> image size
-DEFAULT_HIDDEN = {"homework": 16, "dcgan64": 64}
 
 
 def generator_net(latent_dim: int, hidden: int, channels: int, size: int = 32) -> nn.Sequential:
@@ -95,40 +94,11 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-@dataclass
-class DCGANConfig:
-    arch: str = option("homework", "networks: homework (the homework's table, 32x32) or dcgan64 "
-                       "(the DCGAN paper's, 64x64)", choices=tuple(ARCHS))
-    latent_dim: int = option(100, "size of the latent code z", positive=True, maximum=65_536)
-    generator_hidden_dim: int | None = option(
-        None, "hidden size h of the generator: 4h, 2h, h channels (8h first for dcgan64); "
-        "default 16 for the homework, 64 for dcgan64", positive=True, tag="g", maximum=4096)
-    discriminator_hidden_dim: int | None = option(
-        None, "hidden size h of the discriminator: h, 2h, 4h channels (then 8h for dcgan64); "
-        "default 16 for the homework, 64 for dcgan64", positive=True, tag="d", maximum=4096)
-    generator_loss: str = option(
-        "nonsaturating", "nonsaturating: maximise log D(G(z)) (the log-D trick); saturating: "
-        "minimise log(1 - D(G(z))) (the minimax game's own term)", choices=GENERATOR_LOSSES)
-    diff_augment: str = option(
-        "none", "DiffAugment policy for every image D sees in training, real and generated "
-        "(none: the homework; translation,cutout: against D memorising a small data set)",
-        choices=POLICIES, tag="aug-")
-
-
 class DCGAN(GenerativeModel):
     """Deep convolutional GAN: generator G(z), discriminator D(x), trained in alternating phases."""
 
-    name = "dcgan"
-    config_class = DCGANConfig
+    spec = SPECS["dcgan"]
     data_range = (-1.0, 1.0)
-    train_defaults = {"batch_size": 64, "learning_rate": 2e-4, "num_training_steps": 25000}
-
-    @classmethod
-    def fill_defaults(cls, config: DCGANConfig) -> None:
-        if config.generator_hidden_dim is None:
-            config.generator_hidden_dim = DEFAULT_HIDDEN[config.arch]
-        if config.discriminator_hidden_dim is None:
-            config.discriminator_hidden_dim = DEFAULT_HIDDEN[config.arch]
 
     def __init__(self, config: DCGANConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)

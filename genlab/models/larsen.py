@@ -27,9 +27,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-IMAGE_SIZE = 64
-HIDDEN = 2048              # the encoder heads' hidden width
-DISCRIMINATOR_HIDDEN = 1024  # the discriminator's FC width
+from genlab.models.specs import DISCRIMINATOR_HIDDEN, HIDDEN
+from genlab.models.specs import LARSEN_SIZE as IMAGE_SIZE
 FLAT = 256 * 8 * 8         # 16384: the encoder's and the discriminator's last feature map
 
 

@@ -17,27 +17,19 @@ the logits directly (binary cross entropy from logits stays finite for saturated
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from genlab.config import TrainConfig
-from genlab.options import option
 from genlab.errors import GenlabError
 from genlab.losses import bernoulli_nll, clamp_with_gradient, gaussian_kl
 from genlab.models.base import GenerativeModel, Phase, Step, Update
-from genlab.models.larsen import IMAGE_SIZE as LARSEN_SIZE
 from genlab.models.larsen import larsen64_arch
 from genlab.models.noise import Shard
+from genlab.models.specs import (LARSEN_SIZE, LOG_SIGMA_MAX, POSTERIOR_HEADS, SPECS, VAE_ARCHS,
+                                 VAEConfig)
 
-# exp(2 * 20) = 2.4e17: any log sigma above this is clamped in the forward pass so the KL and
-# the sampled z stay finite in float32 and bfloat16; no trained posterior comes near it.
-LOG_SIGMA_MAX = 20.0
-
-
-# What an encoder's second half outputs: log sigma, or log sigma^2 (the lab's table's "Log Var").
-POSTERIOR_HEADS = ("log-var", "log-sigma")
+__all__ = ["VAE", "VAEConfig", "LOG_SIGMA_MAX", "POSTERIOR_HEADS", "gaussian_posterior"]
 
 
 def gaussian_posterior(encoded: torch.Tensor, log_sigma_max: float = LOG_SIGMA_MAX,
@@ -113,20 +105,7 @@ def mlp_arch(latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[nn.Mod
     return encoder, decoder
 
 
-INITS = ("default", "kaiming")
-ARCHITECTURES = {"conv": conv_arch, "conv-shallow": conv_shallow_arch, "mlp": mlp_arch,
-                 "larsen64": larsen64_arch}
-
-
-@dataclass
-class VAEConfig:
-    arch: str = option("conv", "encoder/decoder: conv (the homework's table), conv-shallow, mlp, "
-                       "larsen64 (Larsen et al.'s, for 64x64 images)", choices=tuple(ARCHITECTURES))
-    latent_dim: int = option(64, "size of the latent code z", positive=True, maximum=65_536)
-    init: str = option(
-        "default", "weight initialisation: default (PyTorch's, as in the homework's starter, "
-        "which sets none) or kaiming (He et al. 2015: normal weights of std sqrt(2 / fan_in) "
-        "for the ReLU layers, zero biases)", choices=INITS, legacy="default")
+ARCHITECTURES = dict(zip(VAE_ARCHS, (conv_arch, conv_shallow_arch, mlp_arch, larsen64_arch)))
 
 
 def kaiming_init(module: nn.Module) -> None:
@@ -143,10 +122,8 @@ def kaiming_init(module: nn.Module) -> None:
 class VAE(GenerativeModel):
     """Gaussian encoder q(z|x) = N(mu, sigma^2), prior N(0, I), Bernoulli decoder p(x|z)."""
 
-    name = "vae"
-    config_class = VAEConfig
+    spec = SPECS["vae"]
     data_range = (0.0, 1.0)
-    train_defaults = {"batch_size": 32, "learning_rate": 1e-3, "num_training_steps": 25000}
 
     def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)

@@ -34,94 +34,20 @@ discriminator's frozen. The decoder decodes [z, z_p] as one batch (see `decode_w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from genlab.config import TrainConfig
-from genlab.options import option
 from genlab.errors import GenlabError
-from genlab.losses import (GENERATOR_LOSSES, discriminator_fake_loss, discriminator_real_loss,
-                           feature_llike, gaussian_kl, generator_loss)
+from genlab.losses import (discriminator_fake_loss, discriminator_real_loss, feature_llike,
+                           gaussian_kl, generator_loss)
 from genlab.models.base import GenerativeModel, Phase, Step, Update, frozen_batchnorm_stats
-from genlab.models.larsen import (DISCRIMINATOR_HIDDEN, HIDDEN, IMAGE_SIZE, LarsenEncoder,
-                                  larsen_decoder, larsen_discriminator)
+from genlab.models.larsen import IMAGE_SIZE, LarsenEncoder, larsen_decoder, larsen_discriminator
 from genlab.models.noise import Shard
-from genlab.models.vae import LOG_SIGMA_MAX, POSTERIOR_HEADS, gaussian_posterior
+from genlab.models.specs import LOG_SIGMA_MAX, SPECS, VAEGANConfig
+from genlab.models.vae import gaussian_posterior
 
-# Dis_l: a convolution's output before its BatchNorm and ReLU. conv4 is the paper's choice (the
-# authors' celeba_aegan.py: recon_depth=9, the 4th convolution of their discriminator). "pixel"
-# measures the similarity on the images themselves: a Gaussian VAE plus a GAN (the paper's
-# VAE + GAN ablation).
-FEATURE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "pixel")
-OPTIMIZERS = ("rmsprop", "adam")
-REDUCTIONS = ("mean", "sum")
-SIMILARITY_PASSES = ("separate", "joint")
-
-
-@dataclass
-class VAEGANConfig:
-    latent_dim: int = option(2048, "size of the latent code z", positive=True, maximum=65_536)
-    feature_layer: str = option(
-        "conv4", "discriminator layer l whose activations Dis_l(x) define the similarity "
-        "(convN: the Nth convolution's output before its BatchNorm, conv4 as in the paper; "
-        "pixel: the images themselves, a VAE plus a GAN)", choices=FEATURE_LAYERS, tag="l")
-    beta: float = option(1.0, "weight of the KL prior term in the encoder's loss (beta-VAE)",
-                         positive=True)
-    beta_warmup_steps: int = option(
-        0, "KL warm-up: the prior term's weight rises linearly from 0 to --beta over this many "
-        "steps, so the encoder can carry information before the decoder uses it (0: --beta "
-        "from the first step)", non_negative=True, tag="betawarmup", maximum=10**10)
-    gamma: float = option(5.0, "weight of the feature-wise reconstruction term against the "
-                          "GAN term in the decoder's loss", positive=True)
-    llike_reduction: str = option(
-        "mean", "how L_llike and L_prior reduce over their elements: mean (the lab's reading: "
-        "the squared feature error averaged over the layer's features, the KL over the latent "
-        "dimensions) or sum (the paper's Gaussian log-likelihood: 1/2 the summed squared error, "
-        "the KL summed; gamma 5 on the mean is about 6.1e-4 on the sum at conv4)",
-        choices=REDUCTIONS, legacy="sum")
-    similarity_pass: str = option(
-        "separate", "where Dis_l comes from: separate (a second pass over [x, x~] up to the "
-        "layer, under that batch's statistics, as the authors' code) or joint (from the GAN "
-        "pass over [x, x~, x_p]: no second pass, 1.2x (bf16) to 1.6x (fp32) faster a step on "
-        "a 2-core CPU; the layer's "
-        "BatchNorm'd inputs then include the prior samples)", choices=SIMILARITY_PASSES,
-        tag="sim")
-    posterior_head: str = option(
-        "log-var", "what the encoder's second head outputs: log-var (the lab's table: log "
-        "sigma^2) or log-sigma", choices=POSTERIOR_HEADS, legacy="log-sigma")
-    generator_loss: str = option(
-        "nonsaturating", "the decoder's GAN term on reconstructions and prior samples: "
-        "nonsaturating -log D(G) or saturating log(1 - D(G))", choices=GENERATOR_LOSSES)
-    optimizer: str = option("rmsprop", "optimiser of all three networks: rmsprop (the paper) "
-                            "or adam", choices=OPTIMIZERS)
-    equilibrium_margin: float = option(
-        0.0, "the authors' equilibrium rule: skip the discriminator's update while its real or "
-        "fake cross entropy is below --equilibrium minus this margin, the decoder's while one "
-        "is above --equilibrium plus it (0: update both every step)", non_negative=True,
-        tag="margin")
-    equilibrium: float = option(
-        0.68, "the cross entropy the equilibrium rule keeps the discriminator near (0.68 ~ "
-        "-log 0.5)", positive=True, tag="eq")
-    max_log_sigma: float = option(
-        LOG_SIGMA_MAX, "upper bound on the posterior's log sigma in the forward pass (the "
-        "gradient passes through it); 0 keeps q(z|x) no wider than the prior N(0, I), which "
-        "stops the few huge latents a BatchNorm'd encoder head gives outlier images in the "
-        "first steps", tag="maxls")
-    discriminator_lr_scale: float = option(
-        1.0, "the discriminator's learning rate as a multiple of --learning-rate (below 1: a "
-        "slower discriminator, whose features the encoder and decoder can follow)", positive=True,
-        tag="dlr")
-    encoder_hidden_dim: int = option(
-        HIDDEN, "width of each encoder head's hidden FC layer (the lab's 2048, at which the two "
-        "heads hold 67 M weights, half the model's at latent 2048: a smaller width trains "
-        "and checkpoints faster)",
-        positive=True, maximum=16_384, tag="eh")  # 16384: 2 x 268 M weights, ~6 GB to train
-    discriminator_hidden_dim: int = option(
-        DISCRIMINATOR_HIDDEN, "width of the discriminator's hidden FC layer", positive=True,
-        maximum=16_384, tag="dh")
-
+__all__ = ["VAEGAN", "VAEGANConfig"]
 
 def rmsprop(params, lr: float) -> torch.optim.RMSprop:
     """RMSprop as Torch7's optim.rmsprop and PyTorch's: decay 0.99, mean square from 0."""
@@ -131,11 +57,8 @@ def rmsprop(params, lr: float) -> torch.optim.RMSprop:
 class VAEGAN(GenerativeModel):
     """VAE/GAN (Larsen et al. 2015): a VAE that reconstructs in a GAN discriminator's features."""
 
-    name = "vaegan"
-    config_class = VAEGANConfig
+    spec = SPECS["vaegan"]
     data_range = (-1.0, 1.0)
-    # The lab's settings: lr 3e-4, batch 64, 100 epochs (converted to steps for the data set).
-    train_defaults = {"batch_size": 64, "learning_rate": 3e-4, "epochs": 100.0}
 
     def __init__(self, config: VAEGANConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
