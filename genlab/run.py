@@ -8,6 +8,7 @@ import errno
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -109,9 +110,34 @@ def _tag(config: RunConfig) -> str:
     return config.model if arch == default_arch else f"{config.model}-{arch}"
 
 
-def prepare_run(model_name: str, settings: dict[str, Any],
-                run_dir: str | None) -> tuple[RunConfig, Path, bool]:
-    """The config and folder of `genlab train`, and whether it resumes an existing run.
+# Where a setting's value comes from. A new run: each field's default, then the model's default
+# (genlab.models.specs), then the flag. A resumed run: its folder's config.json, then the flags
+# that may change on resuming (the others must equal the stored value).
+DEFAULT, MODEL_DEFAULT, FLAG, RUN_FOLDER = "default", "model default", "flag", "run folder"
+
+
+@dataclass
+class RunPlan:
+    """A run of `genlab train`, resolved before any data is read or anything written: what it
+    trains, in which folder, whether it resumes, and where each setting came from."""
+
+    config: RunConfig
+    folder: Path
+    resuming: bool
+    sources: dict[str, str]    # config field -> DEFAULT, MODEL_DEFAULT, FLAG or RUN_FOLDER
+    given: frozenset[str]      # the settings the user gave, as flags or a call's dict
+    folder_given: bool         # --run-dir, not named from the settings
+
+    def still_current(self) -> bool:
+        """Whether the folder is as it was when planned (another trainer can finish between
+        the plan and taking the folder's lock)."""
+        return self.resuming == ((self.folder / CONFIG_FILE).is_file()
+                                 and bool(list_checkpoints(self.folder)))
+
+
+def plan_run(model_name: str, settings: dict[str, Any], run_dir: str | Path | None) -> RunPlan:
+    """The one place a run's settings are resolved: defaults, the model's defaults, flags and an
+    existing run folder, in the order of precedence above.
 
     Nothing is written here. An existing run folder keeps its settings: flags that say how long
     or how often (num_training_steps, logging, saving, device, data_dir) may change; any other
@@ -119,13 +145,22 @@ def prepare_run(model_name: str, settings: dict[str, Any],
     """
     fresh = new_config(model_name, settings)
     folder = run_folder(fresh, run_dir)
+    given = frozenset(settings)
+
+    def new() -> RunPlan:
+        needs = SPECS[model_name].needs_data
+        if needs and "data_path" not in settings and "dataset" not in settings:
+            raise GenlabError(needs)
+        return RunPlan(fresh, folder, False, _new_sources(fresh, settings), given,
+                       bool(run_dir))
+
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         if folder.exists() and (not folder.is_dir() or any(
                 f.name != LOCK_FILE and not f.name.endswith(TMP_SUFFIX) for f in folder.iterdir())):
             raise GenlabError(f"{folder} exists but is not a genlab run folder (no {CONFIG_FILE}); "
                               "choose another --run-dir")
-        return _fresh(fresh, settings), folder, False
+        return new()
     stored_model = _stored_model_name(config_path)
     if stored_model != model_name:
         # Even before its first checkpoint, another model's folder is someone else's run.
@@ -134,27 +169,37 @@ def prepare_run(model_name: str, settings: dict[str, Any],
     if not list_checkpoints(folder):
         # A start of this model that failed before its first checkpoint (a bad setting, a
         # kill): nothing of it is worth keeping, so it does not fix the settings of the next try.
-        return _fresh(fresh, settings), folder, False
+        return new()
     stored = load_config(config_path)
+    sources = {name: RUN_FOLDER for name in _field_names(stored)}
     for name, value in settings.items():
         section = _section_of(stored, name)
         if _is_resumable(section, name):
             setattr(section, name, value)
+            sources[name] = FLAG
         elif getattr(section, name) != value:
             raise GenlabError(f"{flag_name(name)} {value} differs from the run in {folder} "
                               f"({name} = {getattr(section, name)}); a run's settings are fixed "
                               "once it starts, so drop the flag or choose another --run-dir")
     _steps_or_epochs(stored, settings)
-    return stored, folder, True
+    return RunPlan(stored, folder, True, sources, given, bool(run_dir))
 
 
-def _fresh(config: RunConfig, settings: dict[str, Any]) -> RunConfig:
-    """A new run's config, once it is known to start a run: one of a model that needs data
-    unlike the default data set stops when no data source was given."""
-    needs = SPECS[config.model].needs_data
-    if needs and "data_path" not in settings and "dataset" not in settings:
-        raise GenlabError(needs)
-    return config
+def _field_names(config: RunConfig) -> list[str]:
+    return [f.name for section in (config.model_config, config.data, config.train, config.eval)
+            for f in dataclasses.fields(section)]
+
+
+def _new_sources(config: RunConfig, settings: dict[str, Any]) -> dict[str, str]:
+    """A new run's settings: given, the model's (its specs' defaults, and the fields it fills
+    from others), or the field's own default."""
+    spec = SPECS[config.model]
+    bare = spec.config_class()
+    by_model = {*spec.train_defaults, *spec.data_defaults,
+                *(f.name for f in dataclasses.fields(bare) if getattr(bare, f.name) is None)}
+    given = set(settings) | ({"dataset"} if config.data.data_path is not None else set())
+    return {name: FLAG if name in given else MODEL_DEFAULT if name in by_model else DEFAULT
+            for name in _field_names(config)}
 
 
 def run_folder(config: RunConfig, run_dir: str | Path | None) -> Path:
@@ -309,15 +354,20 @@ def build_model(config: RunConfig) -> GenerativeModel:
     return MODELS[config.model](config.model_config, config.image_shape)
 
 
+def open_config(folder: Path) -> RunConfig:
+    """The config of a run folder that a command reads (eval, sample, report, ...)."""
+    if not (folder / CONFIG_FILE).is_file():
+        raise GenlabError(f"{folder} is not a genlab run folder (no {CONFIG_FILE}); pass a folder "
+                          "written by `genlab train`")
+    return load_config(folder / CONFIG_FILE)
+
+
 def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], None],
              step: int | None = None) -> tuple[RunConfig, GenerativeModel, int, Path]:
     """Rebuild a trained model from its run folder alone: (config, model in eval mode, step,
     checkpoint path). The latest valid checkpoint, or the one of `step`."""
     folder = Path(run_dir)
-    if not (folder / CONFIG_FILE).is_file():
-        raise GenlabError(f"{folder} is not a genlab run folder (no {CONFIG_FILE}); pass a folder "
-                          "written by `genlab train`")
-    config = load_config(folder / CONFIG_FILE)
+    config = open_config(folder)
     if step is None:
         found = latest_checkpoint(folder, warn)
     else:
@@ -339,6 +389,13 @@ def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], No
 
 
 def _checkpoint_of_step(folder: Path, step: int) -> tuple[dict, Path]:
+    path = checkpoint_of_step(folder, step)
+    return load_checkpoint(path), path
+
+
+def checkpoint_of_step(folder: Path, step: int) -> Path:
+    """The committed checkpoint of `step` in a run folder, not read; GenlabError listing the
+    steps there are when it has none."""
     steps = dict(list_checkpoints(folder))
     if step not in steps:
         listed = [str(s) for s in steps]
@@ -347,4 +404,4 @@ def _checkpoint_of_step(folder: Path, step: int) -> tuple[dict, Path]:
         have = ", ".join(listed) or "none"
         raise GenlabError(f"{folder} has no checkpoint of step {step} (it has: {have}); pass "
                           "one of those to --step")
-    return load_checkpoint(steps[step]), steps[step]
+    return steps[step]

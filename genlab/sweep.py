@@ -61,11 +61,11 @@ def combinations(settings: dict[str, list[Any]]) -> list[SweepRun]:
 def plan(model: str, settings: dict[str, list[Any]], out: Path) -> list[SweepRun]:
     """The sweep's runs, each checked as `genlab train` checks its flags before loading data:
     nothing is written, and a bad combination stops the sweep before its first run."""
-    from genlab.run import prepare_run
+    from genlab.run import plan_run
 
     runs = combinations(settings)
     for run in runs:
-        prepare_run(model, run.settings, str(out / run.name))
+        plan_run(model, run.settings, out / run.name)
     return runs
 
 

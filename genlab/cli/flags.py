@@ -143,6 +143,13 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(**given)
 
 
+def add_dry_run_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved settings, each with where it comes from, the "
+                        "data it would read with counts, the device, precision and steps; then "
+                        "exit, writing nothing")
+
+
 def add_device_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from genlab.cli.flags import (add_config_flags, add_device_flag, add_json_flag, add_run_arguments,
-                              count, eval_config, print_score, SEED)
+from genlab.cli.flags import (add_config_flags, add_device_flag, add_dry_run_flag, add_json_flag,
+                              add_run_arguments, count, eval_config, print_score, SEED)
 from genlab.config import EvalConfig
 from genlab.console import Console
 from genlab.errors import GenlabError
@@ -22,6 +22,7 @@ def register(commands, console: Console) -> None:
     evaluate.add_argument("--seed", type=SEED, default=0,
                           help="seed of the generated images' latents (default: 0)")
     add_json_flag(evaluate)
+    add_dry_run_flag(evaluate)
     evaluate.set_defaults(handler=lambda args: eval_command(args, console))
 
     fid = commands.add_parser(
@@ -44,8 +45,13 @@ def eval_command(args: argparse.Namespace, console: Console) -> int:
     from genlab.metrics.records import metrics_path
     from genlab.run import load_run, resolve_device
 
-    device = resolve_device(args.device)
     settings = eval_config(args)
+    if args.dry_run:
+        from genlab.cli.dry_run import print_eval_plan
+
+        print_eval_plan(args.run, args.step, args.device, settings, set(vars(args)), args.seed)
+        return 0
+    device = resolve_device(args.device)
     config, model, step, path = load_run(args.run, device, console.warn, step=args.step)
     check_ready(settings, device)
     for record in evaluate_run(config, model, step, path, settings, device, console.say,

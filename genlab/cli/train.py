@@ -6,8 +6,8 @@ import argparse
 import shlex
 from pathlib import Path
 
-from genlab.cli.flags import (EXIT_INTERRUPTED, EXIT_TERMINATED, add_model_flags,
-                              config_settings, count, print_score)
+from genlab.cli.flags import (EXIT_INTERRUPTED, EXIT_TERMINATED, add_dry_run_flag,
+                              add_model_flags, config_settings, count, print_score)
 from genlab.console import Console
 from genlab.errors import GenlabError
 
@@ -28,6 +28,7 @@ def register(commands, console: Console) -> None:
         sub = models.add_parser(name, help=spec.title, description=spec.title)
         sub.add_argument("--run-dir", help="run folder (default: runs/<model>-<dataset>-z<latent>"
                          "-b<batch>-s<steps>); an existing one is resumed")
+        add_dry_run_flag(sub)
         add_model_flags(sub, spec)
         sub.set_defaults(handler=lambda args: train_command(args, console))
 
@@ -44,6 +45,7 @@ def register(commands, console: Console) -> None:
         sub.add_argument("--out", required=True, help="folder for the runs and the results table")
         sub.add_argument("--parallel", type=count(1, 64), default=1,
                          help="runs trained at the same time (default: 1)")
+        add_dry_run_flag(sub)
         add_model_flags(sub, spec, several=True)
         sub.set_defaults(handler=lambda args: sweep_command(args, console))
 
@@ -63,6 +65,13 @@ def register(commands, console: Console) -> None:
 
 
 def train_command(args: argparse.Namespace, console: Console) -> int:
+    if args.dry_run:
+        from genlab.cli.dry_run import print_train_plan
+        from genlab.run import plan_run
+
+        plan = plan_run(args.model, config_settings(args, args.model), args.run_dir)
+        print_train_plan(plan, f"genlab train {args.model}")
+        return 0
     return train_and_report(args.model, config_settings(args, args.model), args.run_dir, console,
                             resume=resume_command(args))
 
@@ -132,9 +141,15 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
     from genlab import sweep
     from genlab.fsutil import check_output_folder
 
-    check_output_folder(args.out, "--out")
     settings = {k: (v if isinstance(v, list) else [v])
                 for k, v in config_settings(args, args.model).items()}
+    if args.dry_run:
+        from genlab.cli.dry_run import print_sweep_plan
+
+        print_sweep_plan(args.model, sweep.plan(args.model, settings, Path(args.out)),
+                         Path(args.out))
+        return 0
+    check_output_folder(args.out, "--out")
     runs = sweep.plan(args.model, settings, Path(args.out))
     varied = ", ".join(sorted({k for r in runs for k in r.varied})) or "nothing"
     console.say(f"sweep: {len(runs)} run(s) of {args.model} varying {varied} into {args.out}, "

@@ -15,7 +15,8 @@ from genlab.data.transforms import convert_channels
 from genlab.data.mnist import FASHION_MNIST, MNIST, IDXDataset, find_split, load_idx_split, search_dirs
 from genlab.errors import DataError
 
-__all__ = ["DATASETS", "BatchStream", "ImageSet", "load_split", "check_data_dir", "demo_dataset"]
+__all__ = ["DATASETS", "BatchStream", "ImageSet", "SplitSummary", "load_split", "describe_split",
+           "check_data_dir", "demo_dataset"]
 
 HOMEWORK_SIZE = 32  # the homework's transforms.Resize(32), the IDX sets' and digits' default
 
@@ -75,14 +76,7 @@ def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = 
                                   log, memory_budget=cfg.memory_budget,
                                   h5_dataset=cfg.h5_dataset)
     else:
-        if cfg.dataset not in DATASETS:
-            raise DataError(f"unknown data set {cfg.dataset!r} for --dataset; choose one of "
-                            f"{', '.join(DATASETS)}")
-        entry = DATASETS[cfg.dataset]
-        if split not in entry.counts:
-            raise DataError(f"{cfg.dataset} has no split {split!r}; choose one of "
-                            f"{', '.join(entry.counts)} with --train-split/--val-split")
-        check_data_dir(cfg)
+        entry = _entry(cfg, split)
         size = cfg.image_size or HOMEWORK_SIZE  # the named sets are grey: one channel
         check_fits(entry.counts[split], (max(1, cfg.channels or 1), size, size),
                    cfg.memory_budget, f"--image-size {size} on {cfg.dataset}/{split}",
@@ -94,6 +88,47 @@ def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = 
         else:  # streamed from disk: converted as it is read
             images.images = images.images.with_channels(cfg.channels)
     return images
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """One split as `load_split` would load it, found without reading its images: how many, of
+    which shape, from where."""
+
+    count: int
+    image_shape: tuple[int, int, int]
+    split: str        # the split found: the one asked for, or "all" for a source without splits
+    source: str
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def describe_split(cfg: DataConfig, split: str) -> SplitSummary:
+    """What `load_split(cfg, split)` would load, reading only names, counts and file headers
+    (and failing as it would on a missing split or file)."""
+    if cfg.data_path is not None:
+        from genlab.data.celeba import find_files_split
+
+        found = find_files_split(cfg.data_path, split, cfg.image_size, cfg.h5_dataset)
+        count, (c, h, w), split, source = len(found), found.image_shape, found.split, found.source
+    else:
+        entry = _entry(cfg, split)
+        size = cfg.image_size or HOMEWORK_SIZE  # the named sets are grey: one channel
+        count, (c, h, w), source = entry.counts[split], (1, size, size), entry.locate(cfg, split)
+    return SplitSummary(count, (cfg.channels or c, h, w), split, source)
+
+
+def _entry(cfg: DataConfig, split: str) -> DatasetEntry:
+    if cfg.dataset not in DATASETS:
+        raise DataError(f"unknown data set {cfg.dataset!r} for --dataset; choose one of "
+                        f"{', '.join(DATASETS)}")
+    entry = DATASETS[cfg.dataset]
+    if split not in entry.counts:
+        raise DataError(f"{cfg.dataset} has no split {split!r}; choose one of "
+                        f"{', '.join(entry.counts)} with --train-split/--val-split")
+    check_data_dir(cfg)
+    return entry
 
 
 def demo_dataset(download: bool, log: Callable[[str], None]) -> tuple[str, str | None]:

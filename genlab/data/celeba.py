@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -359,12 +360,36 @@ def has_splits(path: str | Path) -> bool:
     return is_aligned_celeba(path) and (Path(path) / PARTITION_FILE).is_file()
 
 
-def load_files_split(path: str | Path, split: str, image_size: int | None, crop: int | None,
-                     name: str, log: Callable[[str], None] | None = None,
-                     memory_budget: float | None = None,
-                     h5_dataset: str | None = None) -> ImageSet:
-    """One split of an HDF5 file or image folder as an in-memory ImageSet; an HDF5 file whose
-    images exceed `memory_budget` GiB (as read, and as resized) stays on disk, read on demand.
+@dataclass
+class FilesSplit:
+    """One split of an HDF5 file or image folder, found but not read: its images on disk (an
+    HDF5 file's rows, resized as asked) or its image files (decoded at `size`)."""
+
+    path: Path
+    split: str                        # the split found: the one asked for, or NO_SPLITS
+    on_disk: HDF5Images | None = None
+    files: list[Path] | None = None
+    size: int | None = None           # --image-size (a folder's: FOLDER_IMAGE_SIZE unless given)
+
+    def __len__(self) -> int:
+        return len(self.on_disk) if self.on_disk is not None else len(self.files)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        if self.on_disk is not None:
+            c, h, w = (int(v) for v in self.on_disk.shape[1:])
+            return (c, self.size or h, self.size or w)
+        return (3, self.size, self.size)
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.split != NO_SPLITS else f"{self.path}, which has no splits"
+
+
+def find_files_split(path: str | Path, split: str, image_size: int | None,
+                     h5_dataset: str | None = None) -> FilesSplit:
+    """Where one split of an HDF5 file or image folder is, with its size and shape, reading
+    nothing but the file's metadata or the folder's names.
 
     An aligned CelebA folder with its partition file, and an HDF5 file with an `ids` dataset of
     CelebA file numbers, have the splits train, val and test; any other source has one, "all",
@@ -374,16 +399,8 @@ def load_files_split(path: str | Path, split: str, image_size: int | None, crop:
     if path.is_dir():
         split_used = split if has_splits(path) else NO_SPLITS
         files = folder_files(path, split if split_used != NO_SPLITS else None)
-        size = image_size or FOLDER_IMAGE_SIZE
-        check_fits(len(files), (3, size, size), memory_budget, f"--data {path}",
-                   "choose a smaller --image-size or a larger --memory-budget")
-        crop = folder_crop(path, crop)
-        if log:
-            log(f"decoding {len(files)} images of {path} (centre crop "
-                f"{crop or 'to the shorter side'}, {size}x{size}); `genlab prepare` makes an "
-                "HDF5 file that loads faster")
-        images = torch.cat(list(folder_batches(files, size, crop)))
-    elif path.is_file():
+        return FilesSplit(path, split_used, files=files, size=image_size or FOLDER_IMAGE_SIZE)
+    if path.is_file():
         on_disk = open_hdf5(path, h5_dataset)
         if image_size and on_disk.shape[2] != on_disk.shape[3]:
             raise DataError(f"{path} holds {on_disk.shape[2]}x{on_disk.shape[3]} images; "
@@ -398,6 +415,34 @@ def load_files_split(path: str | Path, split: str, image_size: int | None, crop:
             if not len(on_disk):
                 raise DataError(f"{path} holds no images of CelebA's {split} split; choose "
                                 "another with --train-split/--val-split")
+        return FilesSplit(path, split_used, on_disk=on_disk, size=image_size)
+    if path.exists():
+        raise DataError(f"--data {path} is neither a regular file nor a folder; pass an HDF5 "
+                        "file of images or a folder")
+    raise DataError(f"--data {path} does not exist; pass an HDF5 file of images or a folder")
+
+
+def load_files_split(path: str | Path, split: str, image_size: int | None, crop: int | None,
+                     name: str, log: Callable[[str], None] | None = None,
+                     memory_budget: float | None = None,
+                     h5_dataset: str | None = None) -> ImageSet:
+    """One split of an HDF5 file or image folder (see `find_files_split`) as an in-memory
+    ImageSet; an HDF5 file whose images exceed `memory_budget` GiB (as read, and as resized)
+    stays on disk, read on demand."""
+    found = find_files_split(path, split, image_size, h5_dataset)
+    path, split_used = found.path, found.split
+    if found.files is not None:
+        files, size = found.files, found.size
+        check_fits(len(files), (3, size, size), memory_budget, f"--data {path}",
+                   "choose a smaller --image-size or a larger --memory-budget")
+        crop = folder_crop(path, crop)
+        if log:
+            log(f"decoding {len(files)} images of {path} (centre crop "
+                f"{crop or 'to the shorter side'}, {size}x{size}); `genlab prepare` makes an "
+                "HDF5 file that loads faster")
+        images = torch.cat(list(folder_batches(files, size, crop)))
+    else:
+        on_disk = found.on_disk
         stored_bytes = on_disk.nbytes
         stored_shape = tuple(on_disk.shape[1:])
         on_disk = on_disk.resized(image_size)
@@ -421,13 +466,8 @@ def load_files_split(path: str | Path, split: str, image_size: int | None, crop:
         images = read_hdf5(path, log, h5_dataset, on_disk.rows)
         if image_size:
             images = resize_uint8(images, image_size)
-    elif path.exists():
-        raise DataError(f"--data {path} is neither a regular file nor a folder; pass an HDF5 "
-                        "file of images or a folder")
-    else:
-        raise DataError(f"--data {path} does not exist; pass an HDF5 file of images or a folder")
-    where = str(path) if split_used != NO_SPLITS else f"{path}, which has no splits"
-    return ImageSet(images=images, labels=None, dataset=name, split=split_used, source=where)
+    return ImageSet(images=images, labels=None, dataset=name, split=split_used,
+                    source=found.source)
 
 
 def _split_words(split: str) -> str:

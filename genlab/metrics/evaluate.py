@@ -177,7 +177,7 @@ def reference_splits(config: RunConfig, eval_cfg: EvalConfig) -> list[str]:
     run's headline score uses: --fid-reference train (the run's training split, as the homework's
     starter scores), val (its validation split: held-out images) or both. A source with one
     split (a --data file or folder) has one reference whatever is asked."""
-    from genlab.data import load_split
+    from genlab.data import describe_split
 
     asked = {"train": [config.data.train_split], "val": [config.data.val_split],
              "both": [config.data.train_split, config.data.val_split]}[eval_cfg.fid_reference]
@@ -185,7 +185,7 @@ def reference_splits(config: RunConfig, eval_cfg: EvalConfig) -> list[str]:
         return list(dict.fromkeys(asked))
     splits: dict[str, str] = {}  # what a split loads as -> the split asked for
     for split in asked:
-        splits.setdefault(load_split(config.data, split).split, split)
+        splits.setdefault(describe_split(config.data, split).split, split)
     return list(splits.values())
 
 

@@ -124,8 +124,8 @@ class GenerativeModel(nn.Module):
     @property
     def bf16_on_cpu(self) -> bool:
         """Whether --precision auto trains this model under bf16 autocast on a CPU that has
-        bf16 instructions: only where it was measured faster (benchmarks/precision_throughput.py)."""
-        return False
+        bf16 instructions (ModelSpec.bf16_on_cpu)."""
+        return self.spec.bf16_on_cpu(self.config)
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int]):
         super().__init__()

@@ -113,11 +113,6 @@ class DCGAN(GenerativeModel):
         self.discriminator = discriminator_net(config.discriminator_hidden_dim, c, size)
         self.apply(dcgan_init)
 
-    @property
-    def bf16_on_cpu(self) -> bool:
-        # --arch dcgan64 at batch 64: 1.58x its fp32 step on a 2-core AVX-512 BF16 CPU
-        return self.config.arch == "dcgan64"
-
     # --- the networks -------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """G(z): latents (B, latent) -> images (B, C, size, size) in [-1, 1]."""

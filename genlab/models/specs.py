@@ -152,6 +152,26 @@ def _nothing_to_fill(config: Any) -> None:
     """No setting of this model defaults to a value that depends on another."""
 
 
+def _fp32_on_cpu(config: Any) -> bool:
+    return False
+
+
+def _vae_bf16_on_cpu(config: VAEConfig) -> bool:
+    # --arch larsen64 at batch 64: 1.32x its fp32 step on a 2-core AVX-512 BF16 CPU; the
+    # homework's 32x32 networks are slower in bf16 there.
+    return config.arch == "larsen64"
+
+
+def _dcgan_bf16_on_cpu(config: DCGANConfig) -> bool:
+    # --arch dcgan64 at batch 64: 1.58x its fp32 step on a 2-core AVX-512 BF16 CPU
+    return config.arch == "dcgan64"
+
+
+def _vaegan_bf16_on_cpu(config: VAEGANConfig) -> bool:
+    # batch 64 on a 2-core AVX-512 BF16 CPU: 1.8-2.4x the fp32 step (benchmarks/vaegan_step.py)
+    return True
+
+
 # What a model can do beyond decoding latents: each names the method that does it.
 CAPABILITIES = {"encoder": "encode", "discriminator": "discriminate", "prior": "sample_latents"}
 
@@ -172,6 +192,9 @@ class ModelSpec:
     # Makes settings whose default depends on others (None in the dataclass) concrete, so the
     # stored config says what was built.
     fill_defaults: Callable[[Any], None] = _nothing_to_fill
+    # Whether --precision auto trains the model so configured under bf16 autocast on a CPU that
+    # has bf16 instructions: only where it was measured faster (benchmarks/precision_throughput.py).
+    bf16_on_cpu: Callable[[Any], bool] = _fp32_on_cpu
 
     def run_tags(self, config: Any) -> list[str]:
         """Parts of the default run folder name that tell this model's runs apart: z<latent>,
@@ -192,11 +215,12 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("vae", "Gaussian encoder q(z|x) = N(mu, sigma^2), prior N(0, I), Bernoulli decoder "
               "p(x|z).", VAEConfig,
               {"batch_size": 32, "learning_rate": 1e-3, "num_training_steps": 25000},
-              frozenset({"encoder", "prior"})),
+              frozenset({"encoder", "prior"}), bf16_on_cpu=_vae_bf16_on_cpu),
     ModelSpec("dcgan", "Deep convolutional GAN: generator G(z), discriminator D(x), trained in "
               "alternating phases.", DCGANConfig,
               {"batch_size": 64, "learning_rate": 2e-4, "num_training_steps": 25000},
-              frozenset({"discriminator", "prior"}), fill_defaults=_dcgan_hidden_dims),
+              frozenset({"discriminator", "prior"}), fill_defaults=_dcgan_hidden_dims,
+              bf16_on_cpu=_dcgan_bf16_on_cpu),
     # The lab's settings: lr 3e-4, batch 64, 100 epochs (converted to steps for the data set),
     # on 64x64 colour images.
     ModelSpec("vaegan", "VAE/GAN (Larsen et al. 2015): a VAE that reconstructs in a GAN "
@@ -207,5 +231,5 @@ SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               needs_data="the VAE/GAN trains on 64x64 colour images such as CelebA's faces: pass "
               "--data with an HDF5 file or a folder of images (`genlab prepare FOLDER -o "
               "faces.h5 --size 64` turns a folder into an HDF5 file), or a named data set with "
-              "--dataset"),
+              "--dataset", bf16_on_cpu=_vaegan_bf16_on_cpu),
 )}

@@ -152,12 +152,6 @@ class VAE(GenerativeModel):
             return f"{layer[:3].title()}-{layer[3:]}"
         return name
 
-    @property
-    def bf16_on_cpu(self) -> bool:
-        # --arch larsen64 at batch 64: 1.32x its fp32 step on a 2-core AVX-512 BF16 CPU; the
-        # homework's 32x32 networks are slower in bf16 there.
-        return self.config.arch == "larsen64"
-
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, C, H, W) in [0, 1] -> mu, log sigma, each (B, latent)."""
         return gaussian_posterior(self.encoder(x))

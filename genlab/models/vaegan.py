@@ -74,11 +74,6 @@ class VAEGAN(GenerativeModel):
         self.decoder = larsen_decoder(config.latent_dim, c, last=nn.Tanh())
         self.discriminator = larsen_discriminator(c, config.discriminator_hidden_dim)
 
-    @property
-    def bf16_on_cpu(self) -> bool:
-        # batch 64 on a 2-core AVX-512 BF16 CPU: 1.8-2.4x the fp32 step (benchmarks/vaegan_step.py)
-        return True
-
     # --- the networks -------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, C, 64, 64) in [-1, 1] -> mu, log sigma, each (B, latent)."""

@@ -19,6 +19,7 @@ from genlab import distributed
 from genlab.console import Console
 from genlab.distributed import Processes
 from genlab.options import format_duration
+from genlab.run import RunPlan
 from genlab.train.trainer import TrainResult
 
 
@@ -47,29 +48,31 @@ def train(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
 
 def _train(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
            console: Console, announce: str | None, processes: Processes) -> TrainOutcome:
-    from genlab.run import RunLock, new_config, run_folder
+    from genlab.run import RunLock, plan_run
 
-    folder = run_folder(new_config(model_name, settings), run_dir)
+    plan = plan_run(model_name, settings, run_dir)
     # The folder's one writer from here on (rank 0 writes for all processes).
-    with RunLock(folder) if processes.is_main else contextlib.nullcontext():
-        return _train_locked(model_name, settings, folder, console, announce, processes)
+    with RunLock(plan.folder) if processes.is_main else contextlib.nullcontext():
+        if not plan.still_current():  # another trainer wrote the folder since: read it again
+            plan = plan_run(model_name, settings, plan.folder)
+        return _train_locked(plan, console, announce, processes)
 
 
-def _train_locked(model_name: str, settings: dict[str, Any], folder: Path, console: Console,
-                  announce: str | None, processes: Processes) -> TrainOutcome:
+def _train_locked(plan: RunPlan, console: Console, announce: str | None,
+                  processes: Processes) -> TrainOutcome:
     from genlab.data import load_split
     from genlab.metrics.evaluate import check_ready
-    from genlab.run import build_model, finalise, prepare_run, resolve_device, write_config
+    from genlab.run import build_model, finalise, resolve_device, write_config
     from genlab.train.trainer import Trainer
 
-    config, folder, resuming = prepare_run(model_name, settings, str(folder))
+    config, folder, resuming = plan.config, plan.folder, plan.resuming
     device = distributed.start(processes, resolve_device(config.train.device))
     train_set = load_split(config.data, config.data.train_split, log=console.say)
     without_splits = train_set.split != config.data.train_split  # a --data source: one split
     val_set = (train_set if config.data.val_split == config.data.train_split or without_splits
                else load_split(config.data, config.data.val_split, log=console.say))
     check_ready(config.eval, device)  # no weights: say so now, not after training
-    finalise(config, train_set, set(settings), resuming, folder, console.say)
+    finalise(config, train_set, plan.given, resuming, folder, console.say)
     model = build_model(config)
     if announce:
         console.say(announce)
@@ -82,7 +85,7 @@ def _train_locked(model_name: str, settings: dict[str, Any], folder: Path, conso
         console.say(f"resuming {folder} from step {trainer.step} ({trainer.last_checkpoint.name})")
     elif config.data.train_split == config.data.val_split or without_splits:
         console.say(f"note: validating on the training split ({train_set.split})")
-    console.say(f"training {model_name} on {config.data.dataset}/{config.data.train_split} "
+    console.say(f"training {config.model} on {config.data.dataset}/{config.data.train_split} "
                 f"({len(train_set)} images from {train_set.source}) on "
                 f"{_where(trainer, device, processes)} to step {config.train.num_training_steps}"
                 f"{_deadline(config.train.max_time)}")

@@ -143,14 +143,14 @@ class _StopRequest:
                 signal.signal(s, handler)
 
 
-def uses_bf16(precision: str, device: torch.device, model: GenerativeModel | None = None) -> bool:
+def uses_bf16(precision: str, device: torch.device, bf16_on_cpu: bool = False) -> bool:
     """Whether training runs under bf16 autocast: asked for, or `auto` on a GPU that has bf16,
     or on a CPU with bf16 instructions (AVX-512 BF16, AMX) for a model that is faster there in
-    bf16 (`GenerativeModel.bf16_on_cpu`: measured per model; small networks are slower)."""
+    bf16 (`bf16_on_cpu`, ModelSpec.bf16_on_cpu: measured per model; small networks are slower)."""
     if precision == "auto":
         if device.type == "cuda":
             return torch.cuda.is_bf16_supported()
-        return (device.type == "cpu" and model is not None and model.bf16_on_cpu
+        return (device.type == "cpu" and bf16_on_cpu
                 and torch.backends.mkldnn.is_available()
                 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return precision == "bf16"
@@ -195,7 +195,7 @@ class Trainer:
         self.train_set, self.val_set = train_set.to(device), val_set.to(device)
         # The progress line and warnings; rank 0's only (the others' is quiet).
         self.console = console or Console(quiet=not processes.is_main)
-        self.bf16 = uses_bf16(cfg.precision, device, model)
+        self.bf16 = uses_bf16(cfg.precision, device, model.bf16_on_cpu)
         if device.type == "cuda":
             # TF32 tensor cores for the fp32 matrix products left outside autocast (and all of
             # them with --precision fp32): 10 mantissa bits, as cuDNN's convolutions use by default.
