@@ -96,8 +96,10 @@ def test_chunked_batches_resume_exactly_and_read_ahead_in_another_thread(tmp_pat
 
 def test_chunk_size_follows_the_budget(tmp_path):
     path, _ = numbered_h5(tmp_path / "x.h5", n=1000, size=64)
-    on_disk = load_files_split(path, "train", None, None, "x", memory_budget=1e-6).images
     per_image = 3 * 64 * 64
+    # Room for 40 of the 1,000 images: streamed (a budget under three images is refused).
+    on_disk = load_files_split(path, "train", None, None, "x",
+                               memory_budget=40 * per_image / GIB).images
     assert chunk_images(on_disk, 30 * 3 * per_image / GIB) == 30
     assert chunk_images(on_disk, 1e-9) == 1 and chunk_images(on_disk, 100.0) == 1000
 
