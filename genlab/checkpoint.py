@@ -151,3 +151,22 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
     for _, path in list_checkpoints(run_dir)[:-keep]:
         _meta_path(path).unlink(missing_ok=True)  # uncommit first, so no .json points at nothing
         path.unlink(missing_ok=True)
+
+
+def restore(payload: dict[str, Any], path: Path, model_name: str, model: torch.nn.Module,
+            optimizers: dict[str, torch.optim.Optimizer] | None = None) -> None:
+    """Load a checkpoint's weights, and the optimisers' states when given, into the run's model,
+    once it is known to hold that model: what rebuilding a run (`genlab.run.load_run`) and
+    resuming one (`Trainer.resume`) both check."""
+    if payload.get("model_name") != model_name:
+        raise GenlabError(f"checkpoint {path} is of a {payload.get('model_name')} model, not the "
+                          f"{model_name} its run folder's config.json says; the folder is mixed "
+                          "up: use another run folder")
+    try:
+        model.load_state_dict(payload["model"])
+        for name, optimizer in (optimizers or {}).items():
+            optimizer.load_state_dict(payload["optimizers"][name])
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise GenlabError(f"checkpoint {path} does not fit the model of its run folder's "
+                          f"config.json ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                          "the folder is mixed up: use another run folder") from None

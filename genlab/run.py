@@ -21,7 +21,7 @@ from genlab.errors import GenlabError
 from genlab.fsutil import (TMP_SUFFIX, atomic_write_json, cannot_write, remove_stale_temporaries,
                            read_regular, special_kind)
 from genlab.models import MODELS, SPECS, GenerativeModel
-from genlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from genlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, restore
 
 CONFIG_FILE = "config.json"
 RUNS_ROOT = Path("runs")
@@ -127,32 +127,50 @@ class RunPlan:
     sources: dict[str, str]    # config field -> DEFAULT, MODEL_DEFAULT, FLAG or RUN_FOLDER
     given: frozenset[str]      # the settings the user gave, as flags or a call's dict
     folder_given: bool         # --run-dir, not named from the settings
+    lock: RunLock | None = None  # the folder's, held for the plan's `with` block (plan_run(lock=True))
 
-    def still_current(self) -> bool:
-        """Whether the folder is as it was when planned (another trainer can finish between
-        the plan and taking the folder's lock)."""
-        return self.resuming == ((self.folder / CONFIG_FILE).is_file()
-                                 and bool(list_checkpoints(self.folder)))
+    def __enter__(self) -> "RunPlan":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.lock is not None:
+            self.lock.__exit__(*exc_info)
+            self.lock = None
 
 
-def plan_run(model_name: str, settings: dict[str, Any], run_dir: str | Path | None) -> RunPlan:
+def plan_run(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
+             lock: bool = False) -> RunPlan:
     """The one place a run's settings are resolved: defaults, the model's defaults, flags and an
     existing run folder, in the order of precedence above.
 
-    Nothing is written here. An existing run folder keeps its settings: flags that say how long
-    or how often (num_training_steps, logging, saving, device, data_dir) may change; any other
-    flag that differs from the stored run stops with an error naming it.
+    An existing run folder keeps its settings: flags that say how long or how often
+    (num_training_steps, logging, saving, device, data_dir) may change; any other flag that
+    differs from the stored run stops with an error naming it. Nothing is written here, unless
+    `lock`: then the folder's lock (RunLock) is taken before the folder is read, and held until
+    the plan's `with` block ends.
     """
     fresh = new_config(model_name, settings)
     folder = run_folder(fresh, run_dir)
+    held = RunLock(folder).__enter__() if lock else None
+    try:
+        plan = _plan_in(folder, fresh, model_name, settings, bool(run_dir))
+    except BaseException as exc:
+        if held is not None:
+            held.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    plan.lock = held
+    return plan
+
+
+def _plan_in(folder: Path, fresh: RunConfig, model_name: str, settings: dict[str, Any],
+             folder_given: bool) -> RunPlan:
     given = frozenset(settings)
 
     def new() -> RunPlan:
         needs = SPECS[model_name].needs_data
         if needs and "data_path" not in settings and "dataset" not in settings:
             raise GenlabError(needs)
-        return RunPlan(fresh, folder, False, _new_sources(fresh, settings), given,
-                       bool(run_dir))
+        return RunPlan(fresh, folder, False, _new_sources(fresh, settings), given, folder_given)
 
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
@@ -182,7 +200,7 @@ def plan_run(model_name: str, settings: dict[str, Any], run_dir: str | Path | No
                               f"({name} = {getattr(section, name)}); a run's settings are fixed "
                               "once it starts, so drop the flag or choose another --run-dir")
     _steps_or_epochs(stored, settings)
-    return RunPlan(stored, folder, True, sources, given, bool(run_dir))
+    return RunPlan(stored, folder, True, sources, given, folder_given)
 
 
 def _field_names(config: RunConfig) -> list[str]:
@@ -323,9 +341,9 @@ def finalise(config: RunConfig, train_set: ImageSet, given: set[str], resuming: 
         config.data.image_size = h  # stored concrete: the run reloads the same images
     if config.eval.fid_samples > len(train_set):
         if "fid_samples" in given:
-            raise GenlabError(f"--fid-samples {config.eval.fid_samples} is more than the "
-                              f"{len(train_set)} images of the training split; use at most "
-                              f"{len(train_set)} (or 0 to skip FID)")
+            from genlab.metrics.evaluate import check_sample_count
+
+            check_sample_count(config.eval.fid_samples, len(train_set), "the training split")
         say(f"note: FID will use {len(train_set)} images a side, all the training split has "
             f"(the protocol's {config.eval.fid_samples} need a larger one)")
         config.eval.fid_samples = len(train_set)
@@ -362,10 +380,25 @@ def open_config(folder: Path) -> RunConfig:
     return load_config(folder / CONFIG_FILE)
 
 
+@dataclass
+class TrainedRun:
+    """A run rebuilt from its folder: its config and its model at one checkpoint."""
+
+    config: RunConfig
+    model: GenerativeModel   # in eval mode, on `device`
+    step: int
+    checkpoint: Path
+    device: torch.device
+
+    def __iter__(self):
+        """`config, model, step, checkpoint = load_run(...)` unpacks it."""
+        return iter((self.config, self.model, self.step, self.checkpoint))
+
+
 def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], None],
-             step: int | None = None) -> tuple[RunConfig, GenerativeModel, int, Path]:
-    """Rebuild a trained model from its run folder alone: (config, model in eval mode, step,
-    checkpoint path). The latest valid checkpoint, or the one of `step`."""
+             step: int | None = None) -> TrainedRun:
+    """Rebuild a trained model from its run folder alone, at the latest valid checkpoint or the
+    one of `step`."""
     folder = Path(run_dir)
     config = open_config(folder)
     if step is None:
@@ -376,16 +409,9 @@ def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], No
         raise GenlabError(f"{folder} has no checkpoint yet; train it first with `genlab train "
                           f"{config.model} --run-dir {folder}`")
     payload, path = found
-    if payload.get("model_name") != config.model:
-        raise GenlabError(f"checkpoint {path} is of a {payload.get('model_name')} model but "
-                          f"{folder / CONFIG_FILE} says {config.model}; the folder is mixed up")
     model = build_model(config)
-    try:
-        model.load_state_dict(payload["model"])
-    except (RuntimeError, TypeError, ValueError):
-        raise GenlabError(f"checkpoint {path} does not fit the model in "
-                          f"{folder / CONFIG_FILE}; the folder is mixed up") from None
-    return config, model.to(device).eval(), int(payload["step"]), path
+    restore(payload, path, config.model, model)
+    return TrainedRun(config, model.to(device).eval(), int(payload["step"]), path, device)
 
 
 def _checkpoint_of_step(folder: Path, step: int) -> tuple[dict, Path]:

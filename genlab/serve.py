@@ -296,7 +296,8 @@ sample(); walk();
 def load_runs(folders: list[str], warn: Callable[[str], None]) -> list[LoadedRun]:
     loaded = []
     for folder in folders:
-        config, model, step, _ = load_run(folder, torch.device("cpu"), warn)
+        run = load_run(folder, torch.device("cpu"), warn)
+        config, model, step = run.config, run.model, run.step
         loaded.append(LoadedRun(Path(folder).resolve().name, model, tuple(config.image_shape),
                                 step, encodes(model), upload_crop_fraction(config.data)))
     return loaded

@@ -82,8 +82,9 @@ def test_contract_round_trips_through_a_checkpoint_and_load_run(name, faces, tmp
     from genlab.run import write_config
 
     write_config(trainer.config, tmp_path)
-    config, model, step, _ = load_run(tmp_path, torch.device("cpu"), warn=pytest.fail)
-    assert step == 2 and config.model == name
+    run = load_run(tmp_path, torch.device("cpu"), warn=pytest.fail)
+    model = run.model
+    assert run.step == 2 and run.config.model == name and run.checkpoint.name.startswith("step-")
     saved = trainer.model.state_dict()
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
     z = model.sample_latents(2, torch.Generator().manual_seed(1))
@@ -108,3 +109,15 @@ def test_contract_covers_every_registered_model():
     assert set(MODELS) == {"vae", "dcgan", "vaegan"}  # a new model: add it here knowingly
     assert all(np.all([hasattr(cls, a) for a in ("name", "config_class", "data_range")])
                for cls in MODELS.values())
+
+
+def test_a_checkpoint_of_another_model_is_refused_alike_when_read_and_when_resumed(tmp_path):
+    from genlab.checkpoint import restore
+
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(GenlabError, match="is of a dcgan model, not the vae"):
+        restore({"model_name": "dcgan", "model": model.state_dict()}, tmp_path / "c.pt", "vae",
+                model)
+    with pytest.raises(GenlabError, match="does not fit the model"):
+        restore({"model_name": "vae", "model": {}}, tmp_path / "c.pt", "vae", model)
+    restore({"model_name": "vae", "model": model.state_dict()}, tmp_path / "c.pt", "vae", model)

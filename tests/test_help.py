@@ -84,3 +84,4 @@ def test_the_lab_defaults_of_the_vaegan_reach_its_config():
 def test_every_flag_of_a_model_parses_from_its_spec(model):
     args = build_parser().parse_args(["train", model, "--seed", "3"])
     assert args.model == model and args.seed == 3
+

@@ -162,6 +162,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_flag(parser)
 
 
+def open_run(args: argparse.Namespace, warn):
+    """The run of RUN, --step and --device (add_run_arguments), rebuilt: a genlab.run.TrainedRun."""
+    from genlab.run import load_run, resolve_device
+
+    return load_run(args.run, resolve_device(args.device), warn, step=args.step)
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="also print the score and its settings as one JSON object, last")

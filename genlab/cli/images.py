@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genlab.cli.flags import SEED, add_config_flags, add_run_arguments, count, eval_config
+from genlab.cli.flags import SEED, add_config_flags, add_run_arguments, count, eval_config, open_run
 from genlab.config import EvalConfig
 from genlab.console import Console
 
@@ -75,11 +75,10 @@ def sample_command(args: argparse.Namespace, console: Console) -> int:
     from genlab.data.transforms import to_unit_range
     from genlab.fsutil import check_output_file
     from genlab.grid import save_grid
-    from genlab.run import load_run, resolve_device
 
     check_output_file(args.output)
-    device = resolve_device(args.device)
-    config, model, step, _ = load_run(args.run, device, console.warn, step=args.step)
+    run = open_run(args, console.warn)
+    config, model, step, device = run.config, run.model, run.step, run.device
     generator = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():  # latents drawn on the CPU: the same on any device
         latents = model.sample_latents(args.n, generator).to(device)
@@ -99,11 +98,11 @@ def interpolate_command(args: argparse.Namespace, console: Console) -> int:
     from genlab.metrics import latent
     from genlab.metrics.records import metrics_path
     from genlab.models import walks
-    from genlab.run import load_run, resolve_device
 
     check_output_file(args.output)
-    device = resolve_device(args.device)
-    config, model, step, checkpoint = load_run(args.run, device, console.warn, step=args.step)
+    run = open_run(args, console.warn)
+    config, model, step, checkpoint, device = (run.config, run.model, run.step, run.checkpoint,
+                                               run.device)
     if args.score:  # checked before anything is decoded or written
         latent.check_scoring(args.steps, args.paths, args.midpoints, eval_config(args), device)
     source = "images" if args.images else args.source
@@ -133,14 +132,13 @@ def interpolate_command(args: argparse.Namespace, console: Console) -> int:
 def latents_command(args: argparse.Namespace, console: Console) -> int:
     from genlab.data import load_split
     from genlab.fsutil import check_output_folder
-    from genlab.run import load_run, resolve_device
     from genlab.viz.latent_plots import latent_figures
 
     out = Path(args.output) if args.output else Path(args.run) / "figures"
     if args.output:
         check_output_folder(out, "-o")
-    device = resolve_device(args.device)
-    config, model, step, _ = load_run(args.run, device, console.warn, step=args.step)
+    run = open_run(args, console.warn)
+    config, model, step = run.config, run.model, run.step
     val = load_split(config.data, config.data.val_split, log=console.say)
     labels = None if val.labels is None else val.labels[:args.images].cpu()
     for name, path in latent_figures(model, config, step, val.images[:args.images], labels, out,

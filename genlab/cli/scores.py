@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from genlab.cli.flags import (add_config_flags, add_device_flag, add_dry_run_flag, add_json_flag,
-                              add_run_arguments, count, eval_config, print_score, SEED)
+                              add_run_arguments, count, eval_config, open_run, print_score, SEED)
 from genlab.config import EvalConfig
 from genlab.console import Console
 from genlab.errors import GenlabError
@@ -43,20 +43,18 @@ def register(commands, console: Console) -> None:
 def eval_command(args: argparse.Namespace, console: Console) -> int:
     from genlab.metrics.evaluate import check_ready, evaluate_run
     from genlab.metrics.records import metrics_path
-    from genlab.run import load_run, resolve_device
-
     settings = eval_config(args)
     if args.dry_run:
         from genlab.cli.dry_run import print_eval_plan
 
         print_eval_plan(args.run, args.step, args.device, settings, set(vars(args)), args.seed)
         return 0
-    device = resolve_device(args.device)
-    config, model, step, path = load_run(args.run, device, console.warn, step=args.step)
-    check_ready(settings, device)
-    for record in evaluate_run(config, model, step, path, settings, device, console.say,
-                               console.warn, seed=args.seed):
-        print_score(record, f"{args.run} at step {step}: ", metrics_path(path), as_json=args.json)
+    run = open_run(args, console.warn)
+    check_ready(settings, run.device)
+    for record in evaluate_run(run.config, run.model, run.step, run.checkpoint, settings,
+                               run.device, console.say, console.warn, seed=args.seed):
+        print_score(record, f"{args.run} at step {run.step}: ", metrics_path(run.checkpoint),
+                    as_json=args.json)
     return 0
 
 

@@ -121,13 +121,19 @@ def generated_stats(extractor: InceptionFeatures, model, n: int, seed: int, devi
     return FeatureStats.of(torch.cat([shares[i % world][i // world] for i in range(batches)]))
 
 
-def check_reference_count(data: DataConfig, split: str, n: int) -> None:
-    from genlab.data import load_split
-
-    available = len(load_split(data, split).images)
+def check_sample_count(n: int, available: int, images_of: str) -> None:
+    """The one check of --fid-samples against the real images there are to compare with: at the
+    start of training (the training split), before `genlab eval` generates anything, and where
+    the real images are drawn."""
     if n > available:
         raise GenlabError(f"--fid-samples {n} is more than the {available} images of "
-                          f"{data.dataset}/{split}; use at most {available}")
+                          f"{images_of}; use at most {available} (or 0 to skip FID)")
+
+
+def check_reference_count(data: DataConfig, split: str, n: int) -> None:
+    from genlab.data import describe_split
+
+    check_sample_count(n, describe_split(data, split).count, f"{data.dataset}/{split}")
 
 
 def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFeatures,
@@ -136,9 +142,7 @@ def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFe
     from genlab.data import load_split
 
     images = load_split(data, split, log=log).images
-    if n > len(images):
-        raise GenlabError(f"--fid-samples {n} is more than the {len(images)} images of "
-                          f"{data.dataset}/{split}; use at most {len(images)}")
+    check_sample_count(n, len(images), f"{data.dataset}/{split}")
     chosen = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(
         REFERENCE_SEED))[:n]].contiguous()
     reference = {"dataset": data.dataset, "split": split, "samples": n,

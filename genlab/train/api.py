@@ -10,7 +10,6 @@ trains its shard, only rank 0 writes and talks.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,13 +47,11 @@ def train(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
 
 def _train(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
            console: Console, announce: str | None, processes: Processes) -> TrainOutcome:
-    from genlab.run import RunLock, plan_run
+    from genlab.run import plan_run
 
-    plan = plan_run(model_name, settings, run_dir)
-    # The folder's one writer from here on (rank 0 writes for all processes).
-    with RunLock(plan.folder) if processes.is_main else contextlib.nullcontext():
-        if not plan.still_current():  # another trainer wrote the folder since: read it again
-            plan = plan_run(model_name, settings, plan.folder)
+    # Rank 0 holds the folder's lock from before it reads the folder: its one writer (rank 0
+    # writes for all processes).
+    with plan_run(model_name, settings, run_dir, lock=processes.is_main) as plan:
         return _train_locked(plan, console, announce, processes)
 
 

@@ -27,7 +27,7 @@ from genlab.models.base import GenerativeModel, Phase, Step, Update, evaluating
 from genlab.models.diagnostics import ACTIVE_THRESHOLD, count_dead_units
 from genlab.models.noise import Shard
 from genlab import distributed
-from genlab.checkpoint import (checkpoint_path, latest_checkpoint, prune_checkpoints,
+from genlab.checkpoint import (checkpoint_path, latest_checkpoint, prune_checkpoints, restore,
                                      save_checkpoint)
 from genlab.distributed import SINGLE, Processes
 from genlab.train.logging import RunLogger
@@ -261,17 +261,7 @@ class Trainer:
         if found is None:
             return False
         payload, path = found
-        if payload.get("model_name") != self.config.model:
-            raise GenlabError(f"checkpoint {path} is of a {payload.get('model_name')} model, not "
-                              f"a {self.config.model}; choose another --run-dir")
-        try:
-            self.model.load_state_dict(payload["model"])
-            for name, opt in self.optimizers.items():
-                opt.load_state_dict(payload["optimizers"][name])
-        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-            raise GenlabError(f"checkpoint {path} does not fit the model of this run "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the "
-                              "folder is mixed up: choose another --run-dir") from None
+        restore(payload, path, self.config.model, self.model, self.optimizers)
         try:
             self.batches.load_state_dict(payload["data_order"])
         except (ValueError, KeyError, TypeError) as exc:

@@ -126,7 +126,7 @@ def _section(folder: Path, name: str, out: Path, interpolation: bool,
                 section.images.append((f"{grid} at step {step}", target / f"{grid}.png"))
         if interpolation:
             log(f"report: interpolating in {folder}")
-            _, model, _, _ = load_run(folder, torch.device("cpu"), log)
+            model = load_run(folder, torch.device("cpu"), log).model
             ends = walks.prior_endpoints(model, 4, torch.Generator().manual_seed(0))
             grid, frames = walks.decode_walks(model, ends, steps=8, extend=2)  # 4 paths, 13 frames
             save_grid(grid, target / "interpolation.png", nrow=frames)
