@@ -85,22 +85,27 @@ def vae_table(out: Path, split: str) -> list[str]:
     lines = ["| latent | FID seeds 0 / 1 / 2 | FID mean ± std | KID (x 1e-3) | precision | recall "
              "| collapsed (active dims 0) |", "|---|---|---|---|---|---|---|"]
     for latent in LATENTS:
-        per_seed, collapsed, found = [], [], []
+        per_seed, collapsed, found, trained = [], [], [], 0
         for seed in SEEDS:
             run = out / "vae" / f"latent-dim-{latent}_seed-{seed}"
             values = scores(run, 25000, split)
-            per_seed.append(f"{values['fid']:.1f}" if values else "-")
+            last = last_validation(run)
+            # Collapse is counted over every trained run, scored or not.
+            is_collapsed = last.get("step") == 25000 and last.get("val/active_dims", 1) == 0
+            trained += last.get("step") == 25000
+            if is_collapsed:
+                collapsed.append(str(seed))
+            per_seed.append(f"{values['fid']:.1f}" if values else
+                            "collapsed, not scored" if is_collapsed else "-")
             if values:
                 found.append(values)
-                if last_validation(run).get("val/active_dims", 1) == 0:
-                    collapsed.append(str(seed))
         if not found:
             continue
         column = lambda key: [v[key] for v in found if key in v]  # noqa: E731
         lines.append(f"| {latent} | {' / '.join(per_seed)} | {spread(column('fid'))} | "
                      f"{spread(column('kid'), 1, 1e3)} | {spread(column('precision'), 3)} | "
                      f"{spread(column('recall'), 3)} | "
-                     f"{len(collapsed)} of {len(found)}"
+                     f"{len(collapsed)} of {trained}"
                      f"{' (seed ' + ', '.join(collapsed) + ')' if collapsed else ''} |")
     return lines
 
