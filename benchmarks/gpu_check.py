@@ -133,9 +133,9 @@ def synthetic_hdf5(path: Path) -> Path:
 
 
 def _real_images(path: Path, n: int) -> torch.Tensor:
-    from genlab.data.celeba import read_hdf5
+    from genlab.data.hdf5 import read_hdf5
 
-    from genlab.data.celeba import open_hdf5
+    from genlab.data.hdf5 import open_hdf5
 
     return read_hdf5(path, rows=(0, min(n, len(open_hdf5(path)))))
 

@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 from werkzeug.exceptions import HTTPException
 
-from genlab.data.celeba import square_rgb, upload_crop_fraction
-from genlab.data.folder import open_image
+from genlab.data.celeba import upload_crop_fraction
+from genlab.data.folder import open_image, square_rgb
 from genlab.data.transforms import convert_channels, to_model_range, to_unit_range
 from genlab.errors import GenlabError
 from genlab.run import load_run

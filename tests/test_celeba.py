@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 
 from conftest import run_cli
-from genlab.data.celeba import crop_and_resize, folder_files, read_hdf5
+from genlab.data.files import folder_files
+from genlab.data.folder import crop_and_resize
+from genlab.data.hdf5 import read_hdf5
 from genlab.errors import DataError
 
 

@@ -121,3 +121,14 @@ def test_a_checkpoint_of_another_model_is_refused_alike_when_read_and_when_resum
     with pytest.raises(GenlabError, match="does not fit the model"):
         restore({"model_name": "vae", "model": {}}, tmp_path / "c.pt", "vae", model)
     restore({"model_name": "vae", "model": model.state_dict()}, tmp_path / "c.pt", "vae", model)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_contract_a_model_declares_its_capabilities_and_has_their_methods(name):
+    from genlab.models.specs import CAPABILITIES
+
+    cls = MODELS[name]
+    assert cls.spec.capabilities <= set(CAPABILITIES)
+    for capability, method in CAPABILITIES.items():
+        has = callable(getattr(cls, method, None))
+        assert cls.can(capability) == has, f"{name}: {capability} declared {cls.can(capability)}"

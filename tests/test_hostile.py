@@ -362,7 +362,7 @@ def test_eval_refuses_too_many_samples_before_generating_any(trained):
 
 
 def test_the_memory_budget_counts_the_images_as_stored_not_as_resized(tmp_path):
-    from genlab.data.celeba import load_files_split
+    from genlab.data.files import load_files_split
 
     path = tmp_path / "faces.h5"
     with h5py.File(path, "w") as f:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from conftest import run_cli
-from genlab.data.celeba import load_files_split, read_hdf5
+from genlab.data.files import load_files_split
+from genlab.data.hdf5 import read_hdf5
 from genlab.data.stream import GIB, ChunkedBatches, HDF5Images, chunk_images
 from genlab.errors import DataError
 from genlab.checkpoint import latest_checkpoint

@@ -37,7 +37,7 @@ def register(commands, console: Console) -> None:
 
 
 def prepare_command(args: argparse.Namespace, console: Console) -> int:
-    from genlab.data.celeba import prepare_hdf5
+    from genlab.data.files import prepare_hdf5
     from genlab.fsutil import check_output_file
 
     check_output_file(args.output)

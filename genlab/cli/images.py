@@ -92,7 +92,7 @@ def interpolate_command(args: argparse.Namespace, console: Console) -> int:
     import torch
 
     from genlab.data import load_split
-    from genlab.data.celeba import files_as_images
+    from genlab.data.folder import files_as_images
     from genlab.fsutil import check_output_file
     from genlab.grid import save_grid
     from genlab.metrics import latent

@@ -10,13 +10,13 @@ import torch
 
 from genlab.config import DATASET_NAMES, DataConfig
 from genlab.data import digits
-from genlab.data.memory import BatchStream, ImageSet, check_fits
+from genlab.data.memory import Batches, BatchStream, ImageSet, check_fits
 from genlab.data.transforms import convert_channels
 from genlab.data.mnist import FASHION_MNIST, MNIST, IDXDataset, find_split, load_idx_split, search_dirs
 from genlab.errors import DataError
 
-__all__ = ["DATASETS", "BatchStream", "ImageSet", "SplitSummary", "load_split", "describe_split",
-           "check_data_dir", "demo_dataset"]
+__all__ = ["DATASETS", "Batches", "BatchStream", "ImageSet", "SplitSummary", "batches", "load_split",
+           "describe_split", "check_data_dir", "demo_dataset"]
 
 HOMEWORK_SIZE = 32  # the homework's transforms.Resize(32), the IDX sets' and digits' default
 
@@ -70,7 +70,7 @@ def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = 
     """Load one split of the configured data set (or --data file/folder) into memory (CPU),
     with --channels applied."""
     if cfg.data_path is not None:
-        from genlab.data.celeba import load_files_split  # h5py: only when asked for
+        from genlab.data.files import load_files_split  # h5py: only when asked for
 
         images = load_files_split(cfg.data_path, split, cfg.image_size, cfg.crop, cfg.dataset,
                                   log, memory_budget=cfg.memory_budget,
@@ -108,7 +108,7 @@ def describe_split(cfg: DataConfig, split: str) -> SplitSummary:
     """What `load_split(cfg, split)` would load, reading only names, counts and file headers
     (and failing as it would on a missing split or file)."""
     if cfg.data_path is not None:
-        from genlab.data.celeba import find_files_split
+        from genlab.data.files import find_files_split
 
         found = find_files_split(cfg.data_path, split, cfg.image_size, cfg.h5_dataset)
         count, (c, h, w), split, source = len(found), found.image_shape, found.split, found.source
@@ -129,6 +129,19 @@ def _entry(cfg: DataConfig, split: str) -> DatasetEntry:
                         f"{', '.join(entry.counts)} with --train-split/--val-split")
     check_data_dir(cfg)
     return entry
+
+
+def batches(images, batch_size: int, seed: int, device, memory_budget_gib: float) -> Batches:
+    """Seeded shuffled batches of a split's images, however they are stored: gathered by index
+    from an in-memory tensor, or read from an HDF5 file over the memory budget in contiguous
+    chunks, a background thread reading the next one ahead (genlab.data.stream)."""
+    from genlab.data.memory import IndexedBatches
+    from genlab.data.stream import ChunkedBatches, HDF5Images, chunk_images
+
+    if isinstance(images, HDF5Images):
+        return ChunkedBatches(images, batch_size, seed, chunk_images(images, memory_budget_gib),
+                              device)
+    return IndexedBatches(images, batch_size, seed, device)
 
 
 def demo_dataset(download: bool, log: Callable[[str], None]) -> tuple[str, str | None]:

@@ -133,3 +133,38 @@ class ImageSource:
             pending.append(image)
         if pending:
             yield torch.from_numpy(np.stack(pending)).permute(0, 3, 1, 2)
+
+
+# --- cropped and resized to a square -----------------------------------------------------------
+
+def crop_and_resize(path: Path, size: int, crop: int | None) -> np.ndarray:
+    """One image file as (3, size, size) uint8 (see `square_rgb`)."""
+    return square_rgb(open_rgb(path), size, crop)
+
+
+def square_rgb(rgb: Image.Image, size: int, crop: int | None) -> np.ndarray:
+    """An RGB image as (3, size, size) uint8: centre-cropped to `crop` x `crop` (or to its shorter
+    side when crop is None or larger than the image), then resized with PIL's bilinear filter
+    with antialiasing, as torchvision's CenterCrop + Resize do on a PIL image."""
+    w, h = rgb.size
+    side = min(w, h) if crop is None else min(crop, w, h)
+    left, top = int(round((w - side) / 2.0)), int(round((h - side) / 2.0))
+    square = rgb.crop((left, top, left + side, top + side))
+    return np.asarray(square.resize((size, size), Image.BILINEAR)).transpose(2, 0, 1)
+
+
+def files_as_images(files: list[str | Path], image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Image files -> uint8 (N, C, H, W) at a run's image shape, each centre-cropped to a square."""
+    from genlab.data.transforms import convert_channels
+
+    c, h, _ = image_shape
+    return convert_channels(torch.from_numpy(np.stack([crop_and_resize(Path(f), h, None)
+                                                       for f in files])), c)
+
+
+def folder_batches(files: list[Path], size: int, crop: int | None,
+                   batch_size: int = 256) -> Iterator[torch.Tensor]:
+    """uint8 (n, 3, size, size) batches of `files`, cropped and resized."""
+    for start in range(0, len(files), batch_size):
+        yield torch.from_numpy(np.stack([crop_and_resize(p, size, crop)
+                                         for p in files[start:start + batch_size]]))

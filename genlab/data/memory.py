@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -95,6 +96,19 @@ class BatchStream:
             raise ValueError(f"data order was saved for {state['size']} items with seed "
                              f"{state['seed']}, not {self.size} items with seed {self.seed}")
         self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+
+class Batches(Protocol):
+    """Endless seeded batches of uint8 images, whatever holds them (IndexedBatches in memory,
+    genlab.data.stream.ChunkedBatches from disk); their data order is saved in checkpoints."""
+
+    def next(self) -> torch.Tensor: ...              # (batch, C, H, W) uint8
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class IndexedBatches:

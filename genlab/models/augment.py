@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.models.noise import WHOLE, Shard
-from genlab.models.specs import POLICIES
+from genlab.models.specs import POLICIES  # the --diff-augment choices, named beside their transforms
 
 TRANSLATION_RATIO = 1 / 8
 CUTOUT_RATIO = 1 / 2

@@ -150,6 +150,12 @@ class GenerativeModel(nn.Module):
         return {}
 
     @classmethod
+    def can(cls, capability: str) -> bool:
+        """Whether the model has `capability` (an encoder, a discriminator, a prior), as its spec
+        declares (genlab.models.specs.CAPABILITIES)."""
+        return capability in cls.spec.capabilities
+
+    @classmethod
     def fill_defaults(cls, config: Any) -> None:
         cls.spec.fill_defaults(config)
 
@@ -184,7 +190,7 @@ class GenerativeModel(nn.Module):
         """One pass through every network, for counting dead ReLU units: the grids' networks,
         and the discriminator's on real images where there is one."""
         self.logging_images(val_batch, fixed_latents)
-        if hasattr(self, "discriminate"):
+        if self.can("discriminator"):
             self.discriminate(val_batch)
 
     def layer_title(self, name: str) -> str:
@@ -194,7 +200,7 @@ class GenerativeModel(nn.Module):
     def latent_diagnostics(self, val_batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """For a model with an encoder: the posterior's active dimensions (Burda et al.) and its
         KL per dimension on validation images; {} for a GAN."""
-        if not hasattr(self, "encode"):
+        if not self.can("encoder"):
             return {}
         mu, log_sigma = self.encode(val_batch)
         mu, log_sigma = mu.double(), log_sigma.double()

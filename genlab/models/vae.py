@@ -22,23 +22,14 @@ from torch import nn
 
 from genlab.config import TrainConfig
 from genlab.errors import GenlabError
-from genlab.losses import bernoulli_nll, clamp_with_gradient, gaussian_kl
+from genlab.losses import bernoulli_nll, gaussian_kl
 from genlab.models.base import GenerativeModel, Phase, Step, Update
 from genlab.models.larsen import larsen64_arch
 from genlab.models.noise import Shard
-from genlab.models.specs import (LARSEN_SIZE, LOG_SIGMA_MAX, POSTERIOR_HEADS, SPECS, VAE_ARCHS,
-                                 VAEConfig)
+from genlab.models.posterior import LOG_SIGMA_MAX, POSTERIOR_HEADS, gaussian_posterior
+from genlab.models.specs import LARSEN_SIZE, SPECS, VAE_ARCHS, VAEConfig
 
 __all__ = ["VAE", "VAEConfig", "LOG_SIGMA_MAX", "POSTERIOR_HEADS", "gaussian_posterior"]
-
-
-def gaussian_posterior(encoded: torch.Tensor, log_sigma_max: float = LOG_SIGMA_MAX,
-                       head: str = "log-sigma") -> tuple[torch.Tensor, torch.Tensor]:
-    """An encoder's output (B, 2 * latent) -> mu, log sigma, each (B, latent); log sigma clamped
-    to log_sigma_max in the forward pass only (see LOG_SIGMA_MAX)."""
-    mu, second = encoded.chunk(2, dim=1)
-    log_sigma = 0.5 * second if head == "log-var" else second
-    return mu, clamp_with_gradient(log_sigma, log_sigma_max)
 
 
 def conv_arch(latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:

@@ -44,8 +44,8 @@ from genlab.losses import (discriminator_fake_loss, discriminator_real_loss, fea
 from genlab.models.base import GenerativeModel, Phase, Step, Update, frozen_batchnorm_stats
 from genlab.models.larsen import IMAGE_SIZE, LarsenEncoder, larsen_decoder, larsen_discriminator
 from genlab.models.noise import Shard
-from genlab.models.specs import LOG_SIGMA_MAX, SPECS, VAEGANConfig
-from genlab.models.vae import gaussian_posterior
+from genlab.models.posterior import LOG_SIGMA_MAX, gaussian_posterior
+from genlab.models.specs import SPECS, VAEGANConfig
 
 __all__ = ["VAEGAN", "VAEGANConfig"]
 

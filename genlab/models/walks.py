@@ -28,7 +28,7 @@ def walk(z1: torch.Tensor, z2: torch.Tensor, steps: int, extend: int = 0) -> tor
 
 
 def encodes(model: GenerativeModel) -> bool:
-    return hasattr(model, "encode")
+    return model.can("encoder")
 
 
 @torch.no_grad()

@@ -19,8 +19,7 @@ import torch
 
 from genlab.config import RunConfig
 from genlab.console import Console
-from genlab.data.memory import ImageSet, IndexedBatches
-from genlab.data.stream import ChunkedBatches, HDF5Images, chunk_images
+from genlab.data import Batches, ImageSet, batches
 from genlab.data.transforms import to_model_range, to_unit_range
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel, Phase, Step, Update, evaluating
@@ -229,14 +228,10 @@ class Trainer:
         self._window: list[torch.Tensor] = []
         self._window_names: list[str] = []
 
-    def _batch_source(self) -> IndexedBatches | ChunkedBatches:
-        """In-memory data: batches gathered by index. An HDF5 file over --memory-budget: batches
-        from contiguous chunks read ahead in a background thread."""
-        cfg, images = self.config.train, self.train_set.images
-        if isinstance(images, HDF5Images):
-            chunk = chunk_images(images, self.config.data.memory_budget)
-            return ChunkedBatches(images, cfg.batch_size, cfg.seed, chunk, self.device)
-        return IndexedBatches(images, cfg.batch_size, cfg.seed, self.device)
+    def _batch_source(self) -> Batches:
+        cfg = self.config.train
+        return batches(self.train_set.images, cfg.batch_size, cfg.seed, self.device,
+                       self.config.data.memory_budget)
 
     # --- state --------------------------------------------------------------------------------
     def _payload(self) -> dict:
