@@ -23,7 +23,7 @@ from typing import Any, Callable
 from genlab.checkpoint import list_checkpoints
 from genlab.options import flag_name
 from genlab.errors import GenlabError
-from genlab.metrics.registry import values_of
+from genlab.metrics.registry import format_value, shown_values
 from genlab.metrics.stats import mean_and_std
 from genlab.run import load_config
 
@@ -130,9 +130,8 @@ def results(runs: list[SweepRun], out: Path, codes: dict[str, int]) -> list[dict
         record = _latest_score(folder, train_split)
         row.update(step="")
         if record:
-            values = {k: v for k, v in values_of(record).items()
-                      if k not in ("kid_subsets", "kid_subset_size")}
-            row.update(step=record["step"], **{k: f"{v:.4g}" for k, v in values.items()},
+            values = shown_values(record)
+            row.update(step=record["step"], **{k: format_value(k, v) for k, v in values.items()},
                        protocol=record.get("settings", {}).get("protocol", ""), _values=values)
         checkpoints = list_checkpoints(folder)
         reached = checkpoints[-1][0] if checkpoints else 0

@@ -132,3 +132,18 @@ def test_contract_a_model_declares_its_capabilities_and_has_their_methods(name):
     for capability, method in CAPABILITIES.items():
         has = callable(getattr(cls, method, None))
         assert cls.can(capability) == has, f"{name}: {capability} declared {cls.can(capability)}"
+
+
+def test_contract_every_registered_metric_describes_itself():
+    import genlab.metrics  # noqa: F401  (registers fid, kid, pr)
+    from genlab.metrics.registry import METRICS, format_value, shown_values
+
+    assert set(METRICS) == {"fid", "kid", "pr"}  # a new metric: add it here knowingly
+    record = {"metrics": list(METRICS)}
+    for metric in METRICS.values():
+        assert metric.shown and set(metric.shown) <= set(metric.keys), metric.name
+        assert metric.min_samples >= 2 and format_value(metric.keys[0], 0.5)
+        record.update({key: 0.5 for key in metric.keys})
+    shown = list(shown_values(record))
+    assert shown == [k for m in METRICS.values() for k in m.shown]  # the registry's order
+    assert "kid_subsets" not in shown and "kid_subsets" in record

@@ -8,7 +8,6 @@ from genlab.cli.flags import (add_config_flags, add_device_flag, add_dry_run_fla
                               add_run_arguments, count, eval_config, open_run, print_score, SEED)
 from genlab.config import EvalConfig
 from genlab.console import Console
-from genlab.errors import GenlabError
 
 
 def register(commands, console: Console) -> None:
@@ -62,7 +61,7 @@ def fid_command(args: argparse.Namespace, console: Console) -> int:
     from genlab.data.folder import ImageSource
     from genlab.metrics.evaluate import compare_sources
     from genlab.metrics.inception import InceptionFeatures
-    from genlab.metrics.registry import parse_metrics
+    from genlab.metrics.registry import check_sample_counts, parse_metrics
     from genlab.run import resolve_device
 
     device = resolve_device(args.device)
@@ -78,14 +77,3 @@ def fid_command(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def check_sample_counts(names: tuple[str, ...], a: int, b: int) -> None:
-    """Refuse, before any image is read, sets too small for a metric: FID's covariance and KID's
-    unbiased estimate need 2 images a side, precision/recall's k-th nearest other image k + 1."""
-    from genlab.metrics.precision_recall import NEIGHBOURHOOD
-
-    least = {"fid": 2, "kid": 2, "pr": NEIGHBOURHOOD + 1}
-    short = [name for name in names if min(a, b) < least.get(name, 2)]
-    if short:
-        name = max(short, key=lambda n: least.get(n, 2))
-        raise GenlabError(f"{name} needs at least {least.get(name, 2)} images a side, but A has "
-                          f"{a} and B has {b}; add images, or leave {name} out of --metrics")

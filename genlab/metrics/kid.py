@@ -74,7 +74,9 @@ def _describe(values: Values) -> str:
     return f"KID {values['kid']:.4f} (1 subset)"
 
 
-@register("kid", keys=("kid", "kid_std", "kid_subsets", "kid_subset_size"), describe=_describe)
+# The subset count and size say how the estimate was made: kept in records, not shown in tables.
+@register("kid", keys=("kid", "kid_std", "kid_subsets", "kid_subset_size"), describe=_describe,
+          shown=("kid", "kid_std"))
 def kid_metric(real: FeatureStats, generated: FeatureStats) -> Values:
     mean, std = kid(real.features, generated.features)
     values = {"kid": mean, "kid_subsets": float(distinct_subsets(real.count, generated.count)),

@@ -56,7 +56,8 @@ def _describe(values: Values) -> str:
     return f"precision {values['precision']:.3f}  recall {values['recall']:.3f}"
 
 
-@register("pr", keys=("precision", "recall"), describe=_describe)
+@register("pr", keys=("precision", "recall"), describe=_describe,
+          min_samples=NEIGHBOURHOOD + 1)
 def precision_recall_metric(real: FeatureStats, generated: FeatureStats) -> Values:
     precision, recall = precision_recall(real.features, generated.features)
     return {"precision": precision, "recall": recall}

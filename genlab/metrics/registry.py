@@ -18,19 +18,28 @@ Values = dict[str, float]
 
 @dataclass(frozen=True)
 class Metric:
+    """A metric as it describes itself: what it returns, which of that tables show and in what
+    format, and how many images a side it needs."""
+
     name: str
     compute: Callable[[FeatureStats, FeatureStats], Values]  # (real, generated) -> named floats
     keys: tuple[str, ...]                                    # the names it may return
     describe: Callable[[Values], str]                        # its values in a few words
+    shown: tuple[str, ...]       # the values tables show, in this order (the rest: records only)
+    format: str = ".4g"          # how tables write a shown value
+    min_samples: int = 2         # images a side it needs at least
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def register(name: str, keys: tuple[str, ...], describe: Callable[[Values], str]):
-    """Decorator: register `compute(real, generated) -> {key: value}` as metric `name`."""
+def register(name: str, keys: tuple[str, ...], describe: Callable[[Values], str],
+             shown: tuple[str, ...] | None = None, min_samples: int = 2):
+    """Decorator: register `compute(real, generated) -> {key: value}` as metric `name`;
+    `shown`: the keys tables show (default: all of them)."""
     def decorate(compute):
-        METRICS[name] = Metric(name, compute, keys, describe)
+        METRICS[name] = Metric(name, compute, keys, describe, shown or keys,
+                               min_samples=min_samples)
         return compute
     return decorate
 
@@ -69,6 +78,32 @@ def values_of(record: dict) -> Values:
     """A record's named floats, metric by metric."""
     return {key: float(record[key]) for name in metrics_of(record)
             for key in METRICS[name].keys if key in record}
+
+
+def shown_values(record: dict) -> Values:
+    """The values of a record that tables show (report, sweep), metric by metric in the
+    registry's order."""
+    values = values_of(record)
+    return {key: values[key] for name in metrics_of(record) for key in METRICS[name].shown
+            if key in values}
+
+
+def format_value(key: str, value: float) -> str:
+    """A shown value as its metric formats it."""
+    metric = next((m for m in METRICS.values() if key in m.keys), None)
+    return format(value, metric.format if metric else ".4g")
+
+
+def check_sample_counts(names: tuple[str, ...], a: int, b: int) -> None:
+    """Refuse, before any image is read, sets too small for a metric (Metric.min_samples): FID's
+    covariance and KID's unbiased estimate need 2 images a side, precision/recall's k-th
+    nearest other image k + 1."""
+    short = [METRICS[name] for name in names if min(a, b) < METRICS[name].min_samples]
+    if short:
+        metric = max(short, key=lambda m: m.min_samples)
+        raise GenlabError(f"{metric.name} needs at least {metric.min_samples} images a side, but "
+                          f"A has {a} and B has {b}; add images, or leave {metric.name} out of "
+                          "--metrics")
 
 
 def describe(record: dict) -> str:

@@ -24,7 +24,7 @@ from genlab.config import RunConfig
 from genlab.errors import GenlabError
 from genlab.fsutil import atomic_write_bytes
 from genlab.metrics.records import read_records
-from genlab.metrics.registry import metrics_of, values_of
+from genlab.metrics.registry import format_value, metrics_of, shown_values, values_of
 from genlab.metrics.stats import mean_and_std
 from genlab.run import CONFIG_FILE, load_config, load_run
 from genlab.checkpoint import list_checkpoints
@@ -82,8 +82,7 @@ def _scores(folder: Path) -> tuple[list[dict], list[dict]]:
 
 
 def _values_text(record: dict) -> str:
-    return ", ".join(f"{k} {v:.4g}" for k, v in values_of(record).items()
-                     if k not in ("kid_subsets", "kid_subset_size"))
+    return ", ".join(f"{k} {format_value(k, v)}" for k, v in shown_values(record).items())
 
 
 def _section(folder: Path, name: str, out: Path, interpolation: bool,
@@ -158,8 +157,7 @@ def _inception(log: Callable[[str], None]):
 def _comparison(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]:
     latest = {s.name: max(s.fid, key=lambda r: r["step"]) if s.fid else None for s in sections}
     # One column per value any run's latest record holds, in the registry's order.
-    keys = list(dict.fromkeys(k for r in latest.values() if r for k in values_of(r)
-                              if k not in ("kid_subsets", "kid_subset_size")))
+    keys = list(dict.fromkeys(k for r in latest.values() if r for k in shown_values(r)))
     header = ["run", "model", "dataset", "latent", "steps", "scored step", *keys, "protocol",
               "midpoint FID", "smoothness"]
     rows = []
@@ -170,7 +168,7 @@ def _comparison(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]
         rows.append([s.name, s.settings["model"], s.config.data.dataset, s.settings["latent_dim"],
                      str(s.step if s.step is not None else "-"),
                      str(score["step"]) if score else "-",
-                     *[f"{values[k]:.4g}" if k in values else "-" for k in keys],
+                     *[format_value(k, values[k]) if k in values else "-" for k in keys],
                      f"{score['settings']['protocol']}; {score['settings']['precision']}"
                      if score else "-",
                      f"{latent['midpoint_fid']:.2f}" if latent else "-",
@@ -186,8 +184,7 @@ def _over_seeds(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]
         setting = s.config.to_dict()
         setting["train"] = {k: v for k, v in setting["train"].items() if k != "seed"}
         groups.setdefault(json.dumps(setting, sort_keys=True), []).append(s)
-    keys = list(dict.fromkeys(k for s in sections for r in s.fid[-1:] for k in values_of(r)
-                              if k not in ("kid_subsets", "kid_subset_size")))
+    keys = list(dict.fromkeys(k for s in sections for r in s.fid[-1:] for k in shown_values(r)))
     header, rows = ["runs", "seeds", *keys], []
     for members in groups.values():
         if len(members) < 2:
