@@ -177,7 +177,8 @@ def vaegan_row(device: torch.device, data: Path | None, weights: str | None, sec
         from genlab.run import load_run
 
         try:
-            config, model, step, path = load_run(run, device, print)
+            trained = load_run(run, device, print)
+            config, model, step, path = trained.config, trained.model, trained.step, trained.checkpoint
             [record] = evaluate_run(config, model, step, path, EvalConfig(
                 fid_samples=16 if smoke else 1000, fid_precision="bf16" if device.type == "cuda"
                 else "fp32", inception_weights=weights), device, print, print)

@@ -56,7 +56,8 @@ def main() -> None:
     rows = [("real (test images)",
              load_split(DataConfig(data_dir=args.data_dir), "test").images[:count].float() / 255)]
     for run, label in zip(args.runs, labels):
-        config, model, step, _ = load_run(run, device, print)
+        trained = load_run(run, device, print)
+        config, model, step = trained.config, trained.model, trained.step
         generator = torch.Generator().manual_seed(args.seed)
         with torch.no_grad():
             latents = model.sample_latents(count, generator)

@@ -86,7 +86,8 @@ def laplacian_variance(images: torch.Tensor) -> float:
 
 @torch.no_grad()
 def measure(run: Path, real_uint8: torch.Tensor, samples: int, step: int | None) -> dict:
-    config, model, step, _ = load_run(run, torch.device("cpu"), warn=print, step=step)
+    trained = load_run(run, torch.device("cpu"), warn=print, step=step)
+    config, model, step = trained.config, trained.model, trained.step
     out = {"run": run.name, "model": config.model, "step": step}
     real = real_uint8.float() / 255  # (N, C, H, W) in [0, 1]
     real_sharpness = laplacian_variance(real)
@@ -116,7 +117,7 @@ def main() -> None:
                         help="the checkpoint of this step in every run (default: each run's latest)")
     args = parser.parse_args()
 
-    config, _, _, _ = load_run(args.runs[0], torch.device("cpu"), warn=print)
+    config = load_run(args.runs[0], torch.device("cpu"), warn=print).config
     val = load_split(config.data, config.data.val_split)
     real_uint8 = val.images[:args.images]
     results = [measure(run, real_uint8, samples=256, step=args.step) for run in args.runs]

@@ -390,10 +390,6 @@ class TrainedRun:
     checkpoint: Path
     device: torch.device
 
-    def __iter__(self):
-        """`config, model, step, checkpoint = load_run(...)` unpacks it."""
-        return iter((self.config, self.model, self.step, self.checkpoint))
-
 
 def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], None],
              step: int | None = None) -> TrainedRun:

@@ -31,7 +31,7 @@ def test_latents_draws_the_scatter_and_for_two_dimensions_the_manifold(tmp_path,
         with Image.open(manifold) as image:
             grid = torch.from_numpy(np.asarray(image, dtype=np.float32))  # (H, W) grey
         assert grid.shape == (2 + 5 * 34, 2 + 5 * 34)   # 5 x 5 tiles of 32 px, padding 2
-        _, model, _, _ = load_run(run, torch.device("cpu"), warn=pytest.fail)
+        model = load_run(run, torch.device("cpu"), warn=pytest.fail).model
         q = torch.special.ndtri(torch.tensor([0.1, 0.9]))
         with torch.no_grad():  # top-left tile: lowest z1, highest z2
             corner = model.decode(torch.tensor([[q[0], q[1]]]))[0, 0] * 255
