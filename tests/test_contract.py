@@ -135,15 +135,27 @@ def test_contract_a_model_declares_its_capabilities_and_has_their_methods(name):
 
 
 def test_contract_every_registered_metric_describes_itself():
-    import genlab.metrics  # noqa: F401  (registers fid, kid, pr)
-    from genlab.metrics.registry import METRICS, format_value, shown_values
+    import genlab.metrics  # noqa: F401  (registers fid, kid, pr and latent_paths)
+    from genlab.metrics.registry import (METRICS, describe, feature_metrics, format_value,
+                                         metrics_of, shown_values)
 
-    assert set(METRICS) == {"fid", "kid", "pr"}  # a new metric: add it here knowingly
-    record = {"metrics": list(METRICS)}
+    # a new metric: add it here knowingly
+    assert set(METRICS) == {"fid", "kid", "pr", "latent_paths"}
+    assert feature_metrics() == ("fid", "kid", "pr")  # what --metrics chooses from
+    record = {"metrics": list(feature_metrics())}
     for metric in METRICS.values():
         assert metric.shown and set(metric.shown) <= set(metric.keys), metric.name
         assert metric.min_samples >= 2 and format_value(metric.keys[0], 0.5)
-        record.update({key: 0.5 for key in metric.keys})
+        assert metric.needs in ("features", "generator")
+        values = {key: 0.5 for key in metric.keys}
+        assert describe({"metric" if metric.needs == "generator" else "metrics":
+                         metric.name if metric.needs == "generator" else [metric.name], **values})
+        if metric.needs == "features":
+            record.update(values)
     shown = list(shown_values(record))
-    assert shown == [k for m in METRICS.values() for k in m.shown]  # the registry's order
+    assert shown == [k for n in feature_metrics() for k in METRICS[n].shown]  # the registry's order
     assert "kid_subsets" not in shown and "kid_subsets" in record
+    # a generator metric's record is read as its metric, never as sample quality
+    paths = {"metric": "latent_paths", **{k: 0.5 for k in METRICS["latent_paths"].keys}}
+    assert metrics_of(paths) == [] and metrics_of(paths, needs="generator") == ["latent_paths"]
+    assert list(shown_values(paths)) == list(METRICS["latent_paths"].shown)

@@ -103,6 +103,13 @@ def test_score_stores_smoothness_and_midpoint_fid_beside_the_checkpoint(vae_run,
     assert record["smoothness"] > 0 and record["path_length_ratio"] >= 1 - 1e-6
     assert record["midpoint_fid"] > 0
     assert record["settings"]["paths"] == 2 and record["settings"]["frames"] == 3
+    # TensorBoard holds the registered values at the checkpoint's step
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(vae_run)).Reload()
+    assert {"metrics/midpoint_fid", "metrics/smoothness"} <= set(events.Tags()["scalars"])
+    assert events.Scalars("metrics/midpoint_fid")[-1].value == pytest.approx(
+        record["midpoint_fid"], rel=1e-5)
     odd = run_cli("interpolate", vae_run, "--score", "--steps", "3", "-o", tmp_path / "odd.png")
     assert odd.returncode == 2 and "no midpoint frame" in odd.stderr
     assert not (tmp_path / "odd.png").exists()

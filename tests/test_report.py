@@ -67,3 +67,23 @@ def test_runs_that_differ_only_in_their_seed_get_mean_std_and_n(runs, tmp_path):
     text = md.read_text()
     assert "### Over seeds (runs that differ only in --seed)" in text
     assert "| seed0, seed1 | 0 1 | 32 +- 2.8 (n=2) |" in text
+
+
+def test_latent_path_scores_appear_as_the_registry_describes_them(runs, tmp_path):
+    import shutil
+
+    from genlab.metrics.records import append_record
+    from genlab.viz.report import build_report
+
+    folder = tmp_path / "vae"
+    shutil.copytree(runs / "vae", folder)
+    append_record(folder / "checkpoints" / "step-00000020.pt",
+                  {"metric": "latent_paths", "step": 20, "midpoint_fid": 41.25,
+                   "midpoint_kid": 0.03, "smoothness": 2.5, "path_length_ratio": 1.75,
+                   "settings": {"protocol": "2 paths of 3 frames"}})
+    _, md = build_report([folder], tmp_path / "report", interpolation=False, log=lambda m: None)
+    text = md.read_text()
+    # the comparison's columns and the run's score rows: the shown values, in the registry's order
+    assert "| midpoint_fid | smoothness | path_length_ratio |" in text
+    assert "| 41.25 | 2.5 | 1.75 |" in text
+    assert "| 20 | latent_paths | midpoint_fid 41.25, smoothness 2.5, path_length_ratio 1.75 |" in text

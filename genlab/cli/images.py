@@ -97,6 +97,7 @@ def interpolate_command(args: argparse.Namespace, console: Console) -> int:
     from genlab.grid import save_grid
     from genlab.metrics import latent
     from genlab.metrics.records import metrics_path
+    from genlab.metrics.registry import describe
     from genlab.models import walks
 
     check_output_file(args.output)
@@ -124,7 +125,7 @@ def interpolate_command(args: argparse.Namespace, console: Console) -> int:
             config, model, step, checkpoint, eval_config(args), device, console.say, console.warn,
             paths=args.paths, midpoints=args.midpoints, steps=args.steps, source=args.source,
             seed=args.seed)
-        print(latent.describe(record))
+        print(f"{describe(record)} ({record['settings']['protocol']})")
         print(f"{'metrics:':<12} {metrics_path(checkpoint)}")
     return 0
 

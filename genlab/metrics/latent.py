@@ -28,8 +28,9 @@ from genlab.config import EvalConfig, RunConfig
 from genlab.data.transforms import to_uint8
 from genlab.errors import GenlabError
 from genlab.metrics.evaluate import reference_stats, scores
-from genlab.metrics.records import append_record, utc_now
+from genlab.metrics.records import store_record, utc_now
 from genlab.metrics.inception import InceptionFeatures
+from genlab.metrics.registry import Values, register
 from genlab.metrics.stats import FeatureStats
 from genlab.models.base import evaluating
 from genlab.models import walks
@@ -56,10 +57,10 @@ def check_scoring(steps: int, paths: int, midpoints: int, eval_cfg: EvalConfig,
     check_ready(eval_cfg, device)
 
 
-def describe(record: dict) -> str:
-    return (f"smoothness {record['smoothness']:.3f} (mean Inception-feature distance between "
-            f"consecutive frames), path-length ratio {record['path_length_ratio']:.3f}, "
-            f"midpoint FID {record['midpoint_fid']:.2f} ({record['settings']['protocol']})")
+def _describe(values: Values) -> str:
+    return (f"smoothness {values['smoothness']:.3f} (mean Inception-feature distance between "
+            f"consecutive frames), path-length ratio {values['path_length_ratio']:.3f}, "
+            f"midpoint FID {values['midpoint_fid']:.2f}")
 
 
 def check_path_settings(steps: int, paths: int, midpoints: int) -> None:
@@ -69,6 +70,9 @@ def check_path_settings(steps: int, paths: int, midpoints: int) -> None:
         raise GenlabError(f"--midpoints {midpoints} must be at least 2 and at least --paths {paths}")
 
 
+@register(METRIC, keys=("midpoint_fid", "midpoint_kid", "smoothness", "path_length_ratio"),
+          describe=_describe, shown=("midpoint_fid", "smoothness", "path_length_ratio"),
+          needs="generator")
 def evaluate_latent_paths(config: RunConfig, model, step: int, checkpoint: Path,
                           eval_cfg: EvalConfig, device: torch.device, log: Log, warn: Log, *,
                           paths: int = 50, midpoints: int = 1000, steps: int = 8,
@@ -110,5 +114,5 @@ def evaluate_latent_paths(config: RunConfig, model, step: int, checkpoint: Path,
                      **extractor.settings, "device": str(device), "genlab_version": __version__},
         "time": utc_now(), "seconds": round(time.perf_counter() - started, 1),
     }
-    append_record(checkpoint, record)
+    store_record(checkpoint, record, step)
     return record

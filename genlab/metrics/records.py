@@ -51,6 +51,15 @@ def append_record(checkpoint: Path, record: dict) -> Path:
     return path
 
 
+def store_record(checkpoint: Path, record: dict, step: int) -> None:
+    """A record appended beside its checkpoint and its values (as the metric registry names
+    them) in TensorBoard."""
+    from genlab.metrics.registry import values_of
+
+    append_record(checkpoint, record)
+    log_tensorboard(checkpoint.parent.parent, step, values_of(record))
+
+
 def log_tensorboard(run_dir: Path, step: int, values: dict[str, float]) -> None:
     """values as `metrics/<name>` at `step`, in an events file of their own."""
     from torch.utils.tensorboard import SummaryWriter

@@ -1,8 +1,14 @@
-"""Metrics by name, as stylegan2-ada's metric_main: each metric's module registers a function from
-the real and generated images' Inception features to a dict of named floats. Records, TensorBoard
-tags, `genlab eval`'s line, the sweep table and the report loop over what a record holds, so no
-caller spells out a metric's name: adding a metric is its own file plus one import line in
-genlab/metrics/__init__.py.
+"""Metrics by name, as stylegan2-ada's metric_main: each metric's module registers a function that
+returns a dict of named floats. Records, TensorBoard tags, `genlab eval`'s line, the sweep table
+and the report loop over what a record holds, so no caller spells out a metric's name: adding a
+metric is its own file plus one import line in genlab/metrics/__init__.py.
+
+Two kinds, by what they need (`Metric.needs`):
+* "features": a function of the real and generated images' Inception features (FID, KID,
+  precision/recall), computed by `genlab eval` and `genlab fid`, chosen with --metrics;
+* "generator": one that runs the trained model itself (the latent-path metrics of
+  `genlab interpolate --score`); its function is called by that command and returns the record
+  it stored. Its records are read, shown and logged like the others.
 """
 
 from __future__ import annotations
@@ -22,24 +28,31 @@ class Metric:
     format, and how many images a side it needs."""
 
     name: str
-    compute: Callable[[FeatureStats, FeatureStats], Values]  # (real, generated) -> named floats
+    # needs "features": (real FeatureStats, generated FeatureStats) -> named floats;
+    # needs "generator": (config, model, step, checkpoint, ...) -> the stored record.
+    compute: Callable[..., Values]
     keys: tuple[str, ...]                                    # the names it may return
     describe: Callable[[Values], str]                        # its values in a few words
     shown: tuple[str, ...]       # the values tables show, in this order (the rest: records only)
     format: str = ".4g"          # how tables write a shown value
     min_samples: int = 2         # images a side it needs at least
+    needs: str = "features"      # "features" or "generator" (see the module's docstring)
 
 
 METRICS: dict[str, Metric] = {}
 
 
+NEEDS = ("features", "generator")
+
+
 def register(name: str, keys: tuple[str, ...], describe: Callable[[Values], str],
-             shown: tuple[str, ...] | None = None, min_samples: int = 2):
-    """Decorator: register `compute(real, generated) -> {key: value}` as metric `name`;
-    `shown`: the keys tables show (default: all of them)."""
+             shown: tuple[str, ...] | None = None, min_samples: int = 2, needs: str = "features"):
+    """Decorator: register `compute` as metric `name` (for needs "features",
+    `compute(real, generated) -> {key: value}`); `shown`: the keys tables show (default: all)."""
+    assert needs in NEEDS, needs
     def decorate(compute):
         METRICS[name] = Metric(name, compute, keys, describe, shown or keys,
-                               min_samples=min_samples)
+                               min_samples=min_samples, needs=needs)
         return compute
     return decorate
 
@@ -47,16 +60,22 @@ def register(name: str, keys: tuple[str, ...], describe: Callable[[Values], str]
 ALL = "all"
 
 
+def feature_metrics() -> tuple[str, ...]:
+    """The metrics --metrics chooses from: those computed from Inception features."""
+    return tuple(n for n, m in METRICS.items() if m.needs == "features")
+
+
 def parse_metrics(text: str) -> tuple[str, ...]:
     """'fid,kid' -> ('fid', 'kid'), 'all' -> every registered metric; an unknown or repeated
     name is refused."""
+    choices = feature_metrics()
     if text.strip() == ALL:
-        return tuple(METRICS)
+        return choices
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in METRICS]
+    unknown = [n for n in names if n not in choices]
     if unknown or not names or len(set(names)) != len(names):
         raise GenlabError(f"--metrics {text} should be {ALL} or list some of "
-                          f"{', '.join(METRICS)} once each, comma-separated")
+                          f"{', '.join(choices)} once each, comma-separated")
     return names
 
 
@@ -67,16 +86,22 @@ def compute(names: tuple[str, ...], real: FeatureStats, generated: FeatureStats)
     return values
 
 
-def metrics_of(record: dict) -> list[str]:
-    """The metrics a stored record holds (a record from before the registry: fid and kid)."""
+def metrics_of(record: dict, needs: str | None = "features") -> list[str]:
+    """The metrics a stored record holds, of the kind `needs` (None: any kind). A sample-quality
+    record lists them under "metrics" (one from before the registry: fid and kid); a generator
+    metric's record names its metric under "metric"."""
     if "metrics" in record:
-        return [n for n in record["metrics"] if n in METRICS]
-    return [n for n in ("fid", "kid") if n in record]
+        names = [n for n in record["metrics"] if n in METRICS]
+    elif record.get("metric") in METRICS:
+        names = [record["metric"]]
+    else:
+        names = [n for n in ("fid", "kid") if n in record]
+    return [n for n in names if needs is None or METRICS[n].needs == needs]
 
 
 def values_of(record: dict) -> Values:
     """A record's named floats, metric by metric."""
-    return {key: float(record[key]) for name in metrics_of(record)
+    return {key: float(record[key]) for name in metrics_of(record, None)
             for key in METRICS[name].keys if key in record}
 
 
@@ -84,7 +109,7 @@ def shown_values(record: dict) -> Values:
     """The values of a record that tables show (report, sweep), metric by metric in the
     registry's order."""
     values = values_of(record)
-    return {key: values[key] for name in metrics_of(record) for key in METRICS[name].shown
+    return {key: values[key] for name in metrics_of(record, None) for key in METRICS[name].shown
             if key in values}
 
 
@@ -109,4 +134,4 @@ def check_sample_counts(names: tuple[str, ...], a: int, b: int) -> None:
 def describe(record: dict) -> str:
     """'FID 23.20  KID 0.0144 +- 0.0007  precision 0.712  recall 0.450'."""
     values = values_of(record)
-    return "  ".join(METRICS[name].describe(values) for name in metrics_of(record))
+    return "  ".join(METRICS[name].describe(values) for name in metrics_of(record, None))

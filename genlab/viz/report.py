@@ -70,14 +70,15 @@ def _settings(config: RunConfig) -> dict[str, str]:
 
 
 def _scores(folder: Path) -> tuple[list[dict], list[dict]]:
-    """The run's sample-quality records (genlab.metrics.registry) and latent-path records."""
+    """The run's records: sample quality (metrics of Inception features) and those of metrics
+    that run the generator (latent paths), as genlab.metrics.registry sorts them."""
     quality, latent = [], []
     for _, checkpoint in list_checkpoints(folder):
         for record in read_records(checkpoint):
-            if record.get("metric") == "latent_paths":
-                latent.append(record)
-            elif metrics_of(record):
+            if metrics_of(record):
                 quality.append(record)
+            elif metrics_of(record, needs="generator"):
+                latent.append(record)
     return quality, latent
 
 
@@ -158,21 +159,24 @@ def _comparison(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]
     latest = {s.name: max(s.fid, key=lambda r: r["step"]) if s.fid else None for s in sections}
     # One column per value any run's latest record holds, in the registry's order.
     keys = list(dict.fromkeys(k for r in latest.values() if r for k in shown_values(r)))
+    latest_paths = {s.name: max(s.latent, key=lambda r: r["step"]) if s.latent else None
+                    for s in sections}
+    path_keys = list(dict.fromkeys(k for r in latest_paths.values() if r
+                                   for k in shown_values(r)))
     header = ["run", "model", "dataset", "latent", "steps", "scored step", *keys, "protocol",
-              "midpoint FID", "smoothness"]
+              *path_keys]
     rows = []
     for s in sections:
         score = latest[s.name]
         values = values_of(score) if score else {}
-        latent = max(s.latent, key=lambda r: r["step"]) if s.latent else None
+        paths = values_of(latest_paths[s.name]) if latest_paths[s.name] else {}
         rows.append([s.name, s.settings["model"], s.config.data.dataset, s.settings["latent_dim"],
                      str(s.step if s.step is not None else "-"),
                      str(score["step"]) if score else "-",
                      *[format_value(k, values[k]) if k in values else "-" for k in keys],
                      f"{score['settings']['protocol']}; {score['settings']['precision']}"
                      if score else "-",
-                     f"{latent['midpoint_fid']:.2f}" if latent else "-",
-                     f"{latent['smoothness']:.3f}" if latent else "-"])
+                     *[format_value(k, paths[k]) if k in paths else "-" for k in path_keys]])
     return header, rows
 
 
@@ -227,9 +231,8 @@ def _score_rows(section: RunSection) -> tuple[list[str], list[list[str]]]:
         rows.append([str(r["step"]), ", ".join(metrics_of(r)), _values_text(r),
                      f"{r['settings']['protocol']}; Inception {r['settings']['precision']}"])
     for r in sorted(section.latent, key=lambda r: r["step"]):
-        rows.append([str(r["step"]), "midpoint FID / smoothness / path-length ratio",
-                     f"{r['midpoint_fid']:.2f} / {r['smoothness']:.3f} / "
-                     f"{r['path_length_ratio']:.3f}", r["settings"]["protocol"]])
+        rows.append([str(r["step"]), ", ".join(metrics_of(r, needs="generator")),
+                     _values_text(r), r["settings"]["protocol"]])
     return header, rows
 
 
