@@ -115,7 +115,7 @@ def by_hand(model: VAEGAN, x: torch.Tensor, step: Step) -> dict[str, torch.Tenso
     else:  # a batch of its own, [x, x~]
         features = model.similarity_features(torch.cat([x, x_tilde]))
     real, reconstructed = features[:n], features[n:2 * n]
-    if model.config.llike_reduction == "mean":  # the lab's reading: nn.MSELoss, KL per dimension
+    if model.config.llike_reduction == "mean":  # public lab solutions' reading: nn.MSELoss, KL per dimension
         llike, prior = torch.nn.MSELoss()(reconstructed, real), (kl / latent).mean()
     else:  # the paper's Gaussian log-likelihood: 1/2 the summed squared error, KL in nats
         llike, prior = 0.5 * (real - reconstructed).square().sum((1, 2, 3)).mean(), kl.mean()
@@ -152,8 +152,8 @@ def test_loss_terms_equal_the_papers_formulas_with_the_right_signs(kind, reducti
 
 
 def test_gamma_weighs_the_mean_feature_error_and_equals_2_over_features_on_the_sum():
-    # The lab's gamma 5 reads on the per-feature mean squared error (nn.MSELoss): on the
-    # paper's 1/2-summed error over conv4's 16,384 features the same decoder is gamma 5/8192.
+    # gamma 5 on the per-feature mean squared error (nn.MSELoss, the default): on the paper's
+    # 1/2-summed error over conv4's 16,384 features the same decoder is gamma 5/8192.
     mean_model = small_vaegan(gamma=5.0)
     assert mean_model.config.llike_reduction == "mean" and mean_model.config.feature_layer == "conv4"
     sum_model = small_vaegan(gamma=5.0 * 2 / 16384, llike_reduction="sum")

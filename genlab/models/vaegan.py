@@ -13,11 +13,13 @@ the paper, with x~ = Dec(z), z = mu + sigma * eps ~ q(z|x), and x_p = Dec(z_p), 
     discriminator minimises -L_GAN: cross entropy with x as 1 and x~, x_p as 0
 
 How L_prior and L_llike reduce over their elements decides what gamma means (--llike-reduction):
-`mean` (the default, the lab's reading: `nn.MSELoss()` over the layer's features, the KL averaged
-over the latent dimensions) weighs gamma against the GAN's batch-mean cross entropies per
-feature; `sum` is the paper's Gaussian log-likelihood, 1/2 the sum of squared differences and
-the KL summed over dimensions, under which the same balance needs gamma = 2 * gamma_mean /
-features (5 at conv4's 16,384 features: 6.1e-4). Every term is a mean over the batch.
+`mean` (the default, public lab solutions' reading: `nn.MSELoss()` over the layer's features, the
+KL averaged over the latent dimensions) weighs gamma against the GAN's batch-mean cross
+entropies per feature; `sum` is the paper's Gaussian log-likelihood (the lab's N(Dis_l(x) |
+Dis_l(x~), I)), 1/2 the sum of squared differences and the KL summed over dimensions. The
+decoder's balance is the same under `sum` with gamma = 2 * gamma_mean / features (5 at conv4's
+16,384 features: 6.1e-4); the encoder's is not: `mean` weighs its KL features / (2 * latent) =
+4 times heavier against L_llike at latent 2048. Every term is a mean over the batch.
 
 One forward pass a step, as Algorithm 1 computes its three gradients: the encoder runs once on
 x, the decoder once on [z, z_p] and the discriminator once on [x, x~, x_p] (its BatchNorm
