@@ -115,7 +115,7 @@ def by_hand(model: VAEGAN, x: torch.Tensor, step: Step) -> dict[str, torch.Tenso
     else:  # a batch of its own, [x, x~]
         features = model.similarity_features(torch.cat([x, x_tilde]))
     real, reconstructed = features[:n], features[n:2 * n]
-    if model.config.llike_reduction == "mean":  # public lab solutions' reading: nn.MSELoss, KL per dimension
+    if model.config.llike_reduction == "mean":  # public reimplementations' reading: nn.MSELoss, KL per dimension
         llike, prior = torch.nn.MSELoss()(reconstructed, real), (kl / latent).mean()
     else:  # the paper's Gaussian log-likelihood: 1/2 the summed squared error, KL in nats
         llike, prior = 0.5 * (real - reconstructed).square().sum((1, 2, 3)).mean(), kl.mean()

@@ -99,8 +99,8 @@ class VAEGANConfig:
     gamma: float = option(5.0, "weight of the feature-wise reconstruction term against the "
                           "GAN term in the decoder's loss", positive=True)
     llike_reduction: str = option(
-        "mean", "how L_llike and L_prior reduce over their elements: mean (public lab "
-        "solutions' reading, nn.MSELoss: the squared feature error averaged over the layer's "
+        "mean", "how L_llike and L_prior reduce over their elements: mean (public "
+        "reimplementations' reading, nn.MSELoss: the squared feature error averaged over the layer's "
         "features, the KL over the latent dimensions) or sum (the paper's Gaussian log-likelihood: 1/2 the summed squared error, "
         "the KL summed; gamma 5 on the mean is about 6.1e-4 on the sum at conv4)",
         choices=REDUCTIONS, legacy="sum")

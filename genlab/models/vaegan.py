@@ -13,7 +13,7 @@ the paper, with x~ = Dec(z), z = mu + sigma * eps ~ q(z|x), and x_p = Dec(z_p), 
     discriminator minimises -L_GAN: cross entropy with x as 1 and x~, x_p as 0
 
 How L_prior and L_llike reduce over their elements decides what gamma means (--llike-reduction):
-`mean` (the default, public lab solutions' reading: `nn.MSELoss()` over the layer's features, the
+`mean` (the default, public reimplementations' reading: `nn.MSELoss()` over the layer's features, the
 KL averaged over the latent dimensions) weighs gamma against the GAN's batch-mean cross
 entropies per feature; `sum` is the paper's Gaussian log-likelihood (the lab's N(Dis_l(x) |
 Dis_l(x~), I)), 1/2 the sum of squared differences and the KL summed over dimensions. The
