@@ -1,0 +1,84 @@
+"""benchmarks/gpu_lab.py: its --smoke run end to end on the CPU, and the FLOP-based plan that sizes
+the real run (which waits for a GPU)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, _inception_installed
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import gpu_lab  # noqa: E402
+
+# Training GFLOP per image as FlopCounterMode counts genlab's step (docs/benchmarks.md).
+LAB_FLOPS = {"vaegan": 24.17e9, "vae-larsen64": 3.88e9, "dcgan64": 2.27e9}
+
+
+@pytest.mark.slow
+def test_the_smoke_run_trains_all_three_and_scores_every_kept_checkpoint(tmp_path):
+    from genlab.checkpoint import list_checkpoints
+
+    runs = tmp_path / "runs"
+    result = subprocess.run([sys.executable, "benchmarks/gpu_lab.py", "--smoke", "--out", tmp_path,
+                             "--runs", runs], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_lab.json").read_text())
+    assert report["smoke"] and report["plan"]["fits"] and report["plan"]["epochs"] == 2
+    assert list(report["runs"]) == ["vaegan", "vae-conv", "dcgan64"]
+    for name, run in report["runs"].items():
+        assert run["stopped"] == "finished" and run["steps"] == report["plan"]["steps"] == 4, run
+        assert run["settings"]["max_time"] > 0 and run["settings"]["saving_steps"] == 2
+        assert [step for step, _ in list_checkpoints(runs / name)] == [2, 4]
+
+    # A row per model per kept checkpoint, with the scores each model has.
+    rows = report["rows"]
+    assert sorted((r["model"], r["step"]) for r in rows) == sorted(
+        (name, step) for name in report["runs"] for step in (2, 4))
+    for row in rows:
+        assert "error" not in row and "skipped" not in row, row
+        assert row["epoch"] == row["step"] * 4 / 8  # batch 4, 8 training faces
+        if _inception_installed():
+            assert report["scoring_skipped"] is None
+            assert row["fid"] > 0 and {"kid", "precision", "recall"} <= set(row)
+        encoder = row["model"] != "dcgan64"
+        assert ("pixel_mse" in row) == ("edge_contrast" in row) == encoder
+        if encoder:
+            assert 0 <= row["pixel_mse"] <= 1
+    if not _inception_installed():
+        assert "Inception" in report["scoring_skipped"] or "weights" in report["scoring_skipped"]
+
+    table = (tmp_path / "gpu_lab.md").read_text()
+    assert table.startswith(f"# genlab lab protocol on one device: {report['device']}")
+    trajectory = [line for line in table.splitlines()
+                  if line.startswith(("| vaegan | ", "| vae-conv | ", "| dcgan64 | "))
+                  and " | `" not in line]  # the plan's rows quote the command
+    assert len(trajectory) == len(rows) == 6
+    assert "| vaegan | 2.0 | 4 | 16 |" in table and "they fit" in table
+    for name in report["runs"]:
+        assert (tmp_path / f"gpu_lab-{name}.log").is_file()
+
+
+def test_the_lab_protocol_fits_ten_minutes_by_the_estimate_and_a_smaller_budget_trains_less():
+    plan = gpu_lab.make_plan(LAB_FLOPS, 600, checkpoints=5, n_train=14_283, batch=64,
+                             fid_samples=3000, lab_epochs=100, a=gpu_lab.Assumptions())
+    assert plan.fits and plan.epochs == 100 and plan.steps == 22_318
+    assert plan.total_s <= 0.9 * 600 and plan.saving_steps * 5 >= plan.steps
+    # The VAE/GAN is bound by its FLOPs at the assumed rate, the baselines by the step floor.
+    assert plan.train_s["vaegan"] == pytest.approx(22_318 * 64 * 24.17e9 / 200e12 + 5 * 2 + 20)
+    assert plan.train_s["dcgan64"] == pytest.approx(22_318 * 3e-3 + 5 * 2 + 20)
+
+    small = gpu_lab.make_plan(LAB_FLOPS, 300, checkpoints=5, n_train=14_283, batch=64,
+                              fid_samples=3000, lab_epochs=100, a=gpu_lab.Assumptions())
+    assert not small.fits and 1 <= small.epochs < 100 and small.epochs == int(small.epochs)
+    assert small.total_s <= 0.9 * 300 < gpu_lab.estimate(
+        LAB_FLOPS, small.epochs + 1, 5, 14_283, 64, 3000, gpu_lab.Assumptions())["total_s"]
+    assert "do not fit" in small.note and f"training {small.epochs:g} epochs" in small.note
+
+    with pytest.raises(SystemExit, match="too small"):
+        gpu_lab.make_plan(LAB_FLOPS, 60, checkpoints=5, n_train=14_283, batch=64,
+                          fid_samples=3000, lab_epochs=100, a=gpu_lab.Assumptions())
