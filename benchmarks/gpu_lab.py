@@ -272,7 +272,7 @@ def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg,
     from genlab.checkpoint import list_checkpoints
     from genlab.data import load_split
     from genlab.metrics import registry
-    from genlab.metrics.evaluate import evaluate_run
+    from genlab.metrics.evaluate import evaluate_run, stored_records
     from genlab.run import load_run
 
     kept = {name: [step for step, _ in list_checkpoints(runs / name)] for name in names}
@@ -292,8 +292,13 @@ def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg,
             try:
                 trained = load_run(runs / name, device, log, step=step)
                 if scoring_skipped is None:
-                    [record] = evaluate_run(trained.config, trained.model, trained.step,
-                                            trained.checkpoint, eval_cfg, device, log, log)
+                    # a score stored under the same protocol (an earlier call) is read, not redone
+                    [record] = (list(stored_records(trained.checkpoint, trained.config, eval_cfg,
+                                                    seed=0).values())
+                                or [None])
+                    if record is None:
+                        [record] = evaluate_run(trained.config, trained.model, trained.step,
+                                                trained.checkpoint, eval_cfg, device, log, log)
                     row.update(registry.shown_values(record))
                 if trained.model.can("encoder"):
                     data = trained.config.data
@@ -332,14 +337,19 @@ def markdown(report: dict) -> str:
         f"{report['fid_samples']} training faces, fp32"
         if report["scoring_skipped"] is None else f"FID not scored: {report['scoring_skipped']}")
         + f"; reconstructions of the {report['held_out_images']} held-out test faces "
-        "(experiments/vaegan_comparison.py's measures).", "",
-        "| model | epoch | step | images seen | FID | KID | precision | recall | pixel MSE | "
-        "edge contrast | detail error |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        "(experiments/vaegan_comparison.py's measures).", ""]
+    return "\n".join(lines + trajectory_table(report["rows"])) + "\n"
+
+
+def trajectory_table(rows: list[dict]) -> list[str]:
+    """The trajectory's Markdown table: a row per model per kept checkpoint."""
+    lines = ["| model | epoch | step | images seen | FID | KID | precision | recall | pixel MSE | "
+             "edge contrast | detail error |", "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cell(row: dict, key: str, fmt: str) -> str:
         return format(row[key], fmt) if key in row else "-"
 
-    for row in report["rows"]:
+    for row in rows:
         if "skipped" in row or "error" in row:
             rest = f"{row.get('skipped') or row.get('error')} | | | | | | |"
         else:
@@ -350,6 +360,7 @@ def markdown(report: dict) -> str:
                     f"{cell(row, 'edge_contrast', '.3f')} | {cell(row, 'detail_error', '.2f')} |")
         lines.append(f"| {row['model']} | {row['epoch']:.1f} | {row['step']} | {row['images']:,} | "
                      + rest)
+    return lines
     return "\n".join(lines) + "\n"
 
 

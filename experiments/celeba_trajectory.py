@@ -1,0 +1,96 @@
+"""The trajectory of experiments/celeba_long.sh's runs: each model at each kept checkpoint.
+
+For OUT/dcgan64, OUT/vae-larsen64 and OUT/vaegan (whichever exist), every kept checkpoint gets
+`genlab eval`'s scores (FID, KID, precision, recall: 3,000 generated against 3,000 training
+faces, fp32, stored beside the checkpoint; a score stored under the same protocol is read, not
+redone) and, for the models with an encoder, the posterior-mean reconstructions of the 660
+held-out test faces measured as experiments/vaegan_comparison.py measures them (pixel error,
+edge contrast, detail error). benchmarks/gpu_lab.py's scoring and table, on the CPU and across
+sessions:
+
+    .venv/bin/python experiments/celeba_trajectory.py OUT [--figures docs/figures] [--until 02:30]
+
+writes OUT/trajectory.md and OUT/trajectory.json (a row per model per kept checkpoint, in order
+of training, the models interleaved) and, with --figures, celeba64-fid-by-images.png and
+celeba64-edge-contrast-by-images.png there. --until: no checkpoint is started that the time
+(a wall-clock time `date -d` reads) would cut; those rows say "out of time", and the next call
+scores them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from gpu_lab import score_runs, trajectory_table  # noqa: E402
+
+RUNS = ("dcgan64", "vae-larsen64", "vaegan")   # experiments/celeba_long.sh's folder names
+PER_CHECKPOINT_S = 600  # an fp32 FID of 3,000 images on a 2-core CPU, with margin
+
+
+def plot(rows: list[dict], key: str, label: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for name in RUNS:
+        points = [(r["images"], r[key]) for r in rows if r["model"] == name and key in r]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=name)
+    ax.set_xlabel("training images seen")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="experiments/celeba_long.sh's OUT")
+    parser.add_argument("--figures", type=Path, help="write the two plots here")
+    parser.add_argument("--until", help="start no checkpoint this wall-clock time would cut")
+    parser.add_argument("--fid-samples", type=int, default=3000, help="images a side")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    from genlab.config import EvalConfig
+    from genlab.data import describe_split
+    from genlab.run import load_config, resolve_device
+
+    names = [name for name in RUNS if (args.out / name / "config.json").is_file()]
+    if not names:
+        raise SystemExit(f"no run folder of {', '.join(RUNS)} in {args.out}")
+    config = load_config(args.out / names[0] / "config.json")
+    n_train = describe_split(config.data, "train").count
+    batch = config.train.batch_size
+    deadline = float("inf")
+    if args.until:
+        seconds = int(subprocess.check_output(["date", "-d", args.until, "+%s"], text=True))
+        deadline = time.monotonic() + seconds - time.time()
+    eval_cfg = EvalConfig(fid_samples=args.fid_samples, fid_precision="fp32")
+    rows = score_runs(names, args.out, n_train, batch, eval_cfg, None, resolve_device(args.device),
+                      deadline, PER_CHECKPOINT_S, lambda message: print(message, flush=True))
+    (args.out / "trajectory.json").write_text(json.dumps(rows, indent=2))
+    table = "\n".join(trajectory_table(rows)) + "\n"
+    (args.out / "trajectory.md").write_text(table)
+    print(table)
+    if args.figures:
+        args.figures.mkdir(parents=True, exist_ok=True)
+        plot(rows, "fid", f"FID ({args.fid_samples:,} vs {args.fid_samples:,} training faces)",
+             args.figures / "celeba64-fid-by-images.png")
+        plot(rows, "edge_contrast", "edge contrast of test reconstructions",
+             args.figures / "celeba64-edge-contrast-by-images.png")
+
+
+if __name__ == "__main__":
+    main()
