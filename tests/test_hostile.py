@@ -515,6 +515,39 @@ def test_a_config_that_is_a_fifo_is_one_sentence(trained, tmp_path):
                               "is not a genlab run folder")
 
 
+def test_a_scores_file_that_is_a_fifo_or_huge_is_refused_or_read_a_line_at_a_time(trained,
+                                                                                 tmp_path):
+    import tracemalloc
+
+    from genlab.metrics.records import append_record, read_records
+
+    run = copy_of(trained, tmp_path)
+    checkpoint = run / "checkpoints" / "step-00000010.pt"
+    scores = run / "checkpoints" / "step-00000010-metrics.jsonl"
+    scores.unlink(missing_ok=True)
+    with open(scores, "wb") as f:  # a record, then 64 MiB of zero bytes on one line, then one
+        f.write(b'{"step": 10, "fid": 1.5, "metrics": ["fid"]}\n')
+        f.truncate(scores.stat().st_size + (64 << 20))
+        f.seek(0, 2)
+        f.write(b'\n{"step": 10, "fid": 2.5, "metrics": ["fid"]}\n')
+    tracemalloc.start()
+    try:
+        records = read_records(checkpoint)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r["fid"] for r in records] == [1.5, 2.5] and peak < 8 << 20, peak
+    scores.unlink()
+    os.mkfifo(scores)  # neither read (it would wait for a writer) nor appended to
+    with pytest.raises(GenlabError, match="is a FIFO, not a regular file"):
+        read_records(checkpoint)
+    with pytest.raises(GenlabError, match="is a FIFO, not a regular file"):
+        append_record(checkpoint, {"step": 10})
+    assert_one_sentence_error(run_cli("report", run, "-o", tmp_path / "report",
+                                      "--no-interpolation", timeout=120),
+                              "step-00000010-metrics.jsonl", "FIFO")
+
+
 # --- sizes checked before allocating ---------------------------------------------------------
 
 def test_an_hdf5_declaring_huge_images_is_refused_before_reading(tmp_path):

@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 
 from genlab.errors import GenlabError
+from genlab.fsutil import read_lines, refuse_special
+
+MAX_RECORD_BYTES = 1 << 20  # a record is a few kB: a longer line is damage
 
 
 def utc_now() -> str:
@@ -23,21 +26,24 @@ def metrics_path(checkpoint: Path) -> Path:
 
 
 def read_records(checkpoint: Path) -> list[dict]:
-    """The scores stored for a checkpoint; a torn or damaged line (a killed process, a bad byte)
-    is skipped."""
+    """The scores stored for a checkpoint; a torn or damaged line (a killed process, a bad byte,
+    a line longer than any record) is skipped. Read a line at a time, from a regular file only
+    (a FIFO or a device in its place is refused in one sentence)."""
     path = metrics_path(checkpoint)
     records = []
-    if path.is_file():
-        for line in path.read_bytes().splitlines():
-            with contextlib.suppress(ValueError):  # not JSON, or not UTF-8
-                record = json.loads(line)
-                if isinstance(record, dict):
-                    records.append(record)
+    if not os.path.lexists(path):
+        return records
+    for line in read_lines(path, max_line=MAX_RECORD_BYTES, what="scores file"):
+        with contextlib.suppress(ValueError, TypeError):  # None (too long), not JSON, not UTF-8
+            record = json.loads(line)
+            if isinstance(record, dict):
+                records.append(record)
     return records
 
 
 def append_record(checkpoint: Path, record: dict) -> Path:
     path = metrics_path(checkpoint)
+    refuse_special(path)  # appending to a FIFO would block, to a device would vanish
     try:
         with open(path, "a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
