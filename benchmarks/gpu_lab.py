@@ -293,9 +293,8 @@ def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg,
                 trained = load_run(runs / name, device, log, step=step)
                 if scoring_skipped is None:
                     # a score stored under the same protocol (an earlier call) is read, not redone
-                    [record] = (list(stored_records(trained.checkpoint, trained.config, eval_cfg,
-                                                    seed=0).values())
-                                or [None])
+                    record = next(iter(stored_records(trained.checkpoint, trained.config,
+                                                      eval_cfg, seed=0).values()))
                     if record is None:
                         [record] = evaluate_run(trained.config, trained.model, trained.step,
                                                 trained.checkpoint, eval_cfg, device, log, log)
