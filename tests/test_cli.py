@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -322,6 +323,20 @@ def test_datasets_lists_every_data_set(tmp_path):
     assert result.returncode == 0, result.stderr
     for name in ("mnist:", "fashion-mnist:", "digits:"):
         assert name in result.stdout
+
+
+def test_output_into_a_closed_pipe_ends_quietly_with_the_sigpipe_code(tmp_path):
+    # `genlab datasets | head -1`, with the reader gone before the first write so that the
+    # write fails every time, not only when the reader wins the race.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "genlab", "datasets", "--data-dir", tmp_path],
+                                cwd=REPO, stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 128 + signal.SIGPIPE, result.stderr
+    assert result.stderr == ""
 
 
 @needs_shared_mnist

@@ -5,12 +5,13 @@ have been checked."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Sequence
 
 from genlab import __version__
 from genlab.cli import data, images, scores, share, train
-from genlab.cli.flags import EXIT_INTERRUPTED, Parser
+from genlab.cli.flags import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Parser
 from genlab.console import Console
 from genlab.errors import GenlabError
 
@@ -43,3 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Nobody reads stdout any more; point it at /dev/null so that the interpreter's flush at
+        # exit does not raise again (the recipe of Python's `signal` documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

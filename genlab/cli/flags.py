@@ -22,6 +22,9 @@ from genlab.options import check_value, field_kind, flag_name, parse_duration, w
 # 128 + its number (SIGINT, Ctrl-C: 130; SIGTERM, a scheduler's preemption or time limit: 143).
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
+# Output piped into a reader that stopped early (`genlab datasets | head -1`): a shell's code for
+# a process SIGPIPE ended, and no traceback, as `yes | head -1` gives.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 MAX_COUNT = 10_000_000   # images a command may be asked to draw or decode (-n, --steps, ...)
 
 
