@@ -72,3 +72,32 @@ def test_edge_contrast_reads_the_strongest_edges_not_faint_texture(comparison, r
     g = torch.Generator().manual_seed(2)
     textured = rectangles + 0.02 * torch.randn(rectangles.shape, generator=g)
     assert comparison.edge_contrast(rectangles, textured) > 0.95
+
+
+@pytest.fixture(scope="module")
+def differences():
+    path = SCRIPT.with_name("celeba_differences.py")
+    spec = importlib.util.spec_from_file_location("celeba_differences", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_power_spectrum_puts_a_stripe_pattern_at_its_own_frequency(differences):
+    rows = torch.arange(64, dtype=torch.float64)
+    stripes = 0.5 + 0.4 * torch.cos(2 * torch.pi * 5 * rows / 64)  # 5 cycles down the image
+    images = stripes[None, None, :, None].expand(2, 3, 64, 64).float()
+    spectrum = differences.radial_power_spectrum(images)
+    assert spectrum.shape == (33,)
+    assert spectrum.argmax().item() == 5
+    assert spectrum[5] > 1e6 * spectrum[torch.arange(33) != 5].max()
+
+
+def test_blur_lowers_the_high_frequency_power_and_grain_raises_it(differences, rectangles):
+    real = differences.radial_power_spectrum(rectangles)
+    assert differences.high_frequency_ratio(real, real) == pytest.approx(1.0)
+    blurred = differences.radial_power_spectrum(box_blur(rectangles))
+    assert differences.high_frequency_ratio(blurred, real) < 0.2
+    g = torch.Generator().manual_seed(2)
+    grainy = rectangles + 0.05 * torch.randn(rectangles.shape, generator=g)
+    assert differences.high_frequency_ratio(differences.radial_power_spectrum(grainy), real) > 1.5
