@@ -92,6 +92,11 @@ class TrainConfig:
                                    non_negative=True, resumable=True, maximum=10**9)
     seed: int = option(0, "seed for initialisation, data order and sampling", non_negative=True,
                        maximum=2**63 - 1)
+    branch_from: str | None = option(
+        None, "start this new run from another run's checkpoint (a checkpoints/step-*.pt file): "
+        "its weights, optimiser state, data order, random draws and step, with the parent's "
+        "settings except the flags given (which may change what is trained, not the networks' "
+        "shapes); needs --run-dir", metavar="CHECKPOINT")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (a GPU when there is one)",
                          resumable=True)
     precision: str = option(

@@ -20,7 +20,7 @@ _NO_LEGACY = object()
 def option(default: Any, help: str, *, positive: bool = False, non_negative: bool = False,
            maximum: float | None = None, choices: tuple | None = None,
            aliases: tuple[str, ...] = (), resumable: bool = False, tag: str | None = None,
-           duration: bool = False, legacy: Any = _NO_LEGACY) -> Any:
+           duration: bool = False, metavar: str | None = None, legacy: Any = _NO_LEGACY) -> Any:
     """A config field that is also a CLI flag.
 
     positive / non_negative: the value must be > 0 / >= 0; maximum: at most this (a bound that
@@ -30,11 +30,12 @@ def option(default: Any, help: str, *, positive: bool = False, non_negative: boo
     whose value names itself; the field's name without underscores otherwise). legacy: the value
     a stored config that lacks the field had (it was written before the field existed, or before
     its default changed), so an old run resumes with the maths it started with. duration: a float
-    field of seconds whose flag also takes units (parse_duration: 2h20m, 90m, 45s).
+    field of seconds whose flag also takes units (parse_duration: 2h20m, 90m, 45s). metavar: the
+    value's name in --help (default: the field name's last word, in capitals).
     """
     metadata = dict(help=help, positive=positive, non_negative=non_negative, maximum=maximum,
                     choices=choices, aliases=aliases, resumable=resumable, tag=tag,
-                    duration=duration)
+                    duration=duration, metavar=metavar)
     if legacy is not _NO_LEGACY:
         metadata["legacy"] = legacy
     return field(default=default, metadata=metadata)

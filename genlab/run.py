@@ -114,6 +114,7 @@ def _tag(config: RunConfig) -> str:
 # (genlab.models.specs), then the flag. A resumed run: its folder's config.json, then the flags
 # that may change on resuming (the others must equal the stored value).
 DEFAULT, MODEL_DEFAULT, FLAG, RUN_FOLDER = "default", "model default", "flag", "run folder"
+PARENT = "parent checkpoint"  # a new run's settings taken from its --branch-from checkpoint
 
 
 @dataclass
@@ -128,6 +129,9 @@ class RunPlan:
     given: frozenset[str]      # the settings the user gave, as flags or a call's dict
     folder_given: bool         # --run-dir, not named from the settings
     lock: RunLock | None = None  # the folder's, held for the plan's `with` block (plan_run(lock=True))
+    # A new run --branch-from starts from: the checkpoint's payload, already read and checked,
+    # and its path (the trainer takes it, and drops it once loaded: weights can be a GB).
+    parent: tuple[dict, Path] | None = None
 
     def __enter__(self) -> "RunPlan":
         return self
@@ -149,6 +153,12 @@ def plan_run(model_name: str, settings: dict[str, Any], run_dir: str | Path | No
     `lock`: then the folder's lock (RunLock) is taken before the folder is read, and held until
     the plan's `with` block ends.
     """
+    if settings.get("branch_from") is not None:
+        # Absolute, so that the same parent given from another directory is the same setting.
+        settings = {**settings, "branch_from": str(Path(settings["branch_from"]).absolute())}
+        if not run_dir:
+            raise GenlabError("--branch-from needs --run-dir: the new run's own folder (a "
+                              "default one could be the parent's)")
     fresh = new_config(model_name, settings)
     folder = run_folder(fresh, run_dir)
     held = RunLock(folder).__enter__() if lock else None
@@ -167,6 +177,8 @@ def _plan_in(folder: Path, fresh: RunConfig, model_name: str, settings: dict[str
     given = frozenset(settings)
 
     def new() -> RunPlan:
+        if fresh.train.branch_from is not None:
+            return _branch_plan(folder, model_name, settings)
         needs = SPECS[model_name].needs_data
         if needs and "data_path" not in settings and "dataset" not in settings:
             raise GenlabError(needs)
@@ -201,6 +213,41 @@ def _plan_in(folder: Path, fresh: RunConfig, model_name: str, settings: dict[str
                               "once it starts, so drop the flag or choose another --run-dir")
     _steps_or_epochs(stored, settings)
     return RunPlan(stored, folder, True, sources, given, folder_given)
+
+
+def _branch_plan(folder: Path, model_name: str, settings: dict[str, Any]) -> RunPlan:
+    """A new run that starts from another run's checkpoint: the parent's settings, then the
+    flags given. The networks must keep their shapes (the trainer checks, naming the layer)."""
+    path = Path(settings["branch_from"])
+    if path.is_dir():
+        raise GenlabError(f"--branch-from {path} is a folder; pass one of its checkpoints "
+                          "(checkpoints/step-*.pt)")
+    if path.parent.parent == folder.absolute():
+        raise GenlabError(f"--branch-from {path} is a checkpoint of --run-dir {folder} itself; "
+                          "a branch needs a folder of its own")
+    try:
+        payload = load_checkpoint(path)
+    except GenlabError as exc:
+        raise GenlabError(f"--branch-from: {exc}; pass a checkpoint `genlab train` wrote "
+                          "(RUN/checkpoints/step-*.pt, with its .json beside it)") from None
+    if payload.get("model_name") != model_name:
+        raise GenlabError(f"--branch-from {path} is a checkpoint of a {payload.get('model_name')} "
+                          f"run, not of a {model_name} run; run `genlab train "
+                          f"{payload.get('model_name')}` or choose a {model_name} checkpoint")
+    if "seed" in settings:
+        raise GenlabError(f"--seed {settings['seed']} has no effect on a branch, which continues "
+                          f"the random draws of --branch-from {path}; drop the flag")
+    try:
+        stored = json.loads(payload.get("config", ""))
+    except (TypeError, ValueError):
+        stored = None  # from_dict says what is wrong
+    config = config_from_dict(stored, source=f"the configuration stored in {path}")
+    for name, value in settings.items():
+        setattr(_section_of(config, name), name, value)
+    _steps_or_epochs(config, settings)
+    sources = {name: FLAG if name in settings else PARENT for name in _field_names(config)}
+    return RunPlan(config, folder, False, sources, frozenset(settings), True,
+                   parent=(payload, path))
 
 
 def _field_names(config: RunConfig) -> list[str]:

@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import REPO, SHARED_MNIST, needs_inception, needs_shared_mnist, run_cli
 from genlab.cli import build_parser
-from genlab.checkpoint import latest_checkpoint, list_checkpoints
+from genlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from genlab.options import format_duration
 from genlab.train import api, trainer
 from genlab.train.trainer import Trainer
@@ -228,6 +228,75 @@ def test_a_second_signal_stops_at_once_and_the_last_checkpoint_resumes_exactly(
     resumed = run_cli(*resume_line(stopped))
     assert resumed.returncode == 0 and "from step 5" in resumed.stderr, resumed.stderr
     assert_same_state(final_state(straight_run), final_state(run))
+
+
+def test_a_branch_with_no_setting_changed_trains_bit_for_bit_as_its_parent_goes_on(
+        tmp_path, straight_run):
+    child = tmp_path / "child"
+    parent = latest_checkpoint_of(straight_run, 10)
+    result = run_cli("train", "vae", "--branch-from", parent, "--run-dir", child)
+    assert result.returncode == 0, result.stderr
+    assert f"branching {child} from {parent} at step 10" in result.stderr
+    assert steps(child) == [15, 20, 25]  # the parent's settings: --steps 25, --saving-steps 5
+    assert_same_state(final_state(straight_run), final_state(child))
+    assert json.loads((child / "config.json").read_text())["train"]["branch_from"] == str(parent)
+
+
+def latest_checkpoint_of(run, step):
+    return dict(list_checkpoints(run))[step]
+
+
+def test_a_branch_takes_the_flags_given_and_the_rest_from_its_parent(tmp_path, straight_run):
+    child = tmp_path / "child"
+    argv = ["train", "vae", "--branch-from", latest_checkpoint_of(straight_run, 10),
+            "--learning-rate", "5e-4", "--steps", "15", "--run-dir", child]
+    result = run_cli(*argv)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((child / "config.json").read_text())
+    assert config["model_config"]["latent_dim"] == 10  # the parent's, not the default
+    assert config["train"]["learning_rate"] == 5e-4 and config["train"]["saving_steps"] == 5
+    branched = final_state(child)
+    [optimizer] = branched["optimizers"].values()  # the VAE's one Adam
+    [group] = optimizer["param_groups"]
+    assert group["lr"] == group["initial_lr"] == 5e-4
+    # The optimiser's state went on from the parent's (Adam's step count), at another rate.
+    step_counts = {float(s["step"]) for s in optimizer["state"].values()}
+    assert step_counts == {15.0}
+    parent_at_15 = load_checkpoint(latest_checkpoint_of(straight_run, 15))
+    assert not torch.equal(next(iter(branched["model"].values())),
+                           next(iter(parent_at_15["model"].values())))
+    again = run_cli(*argv)  # the same command again: the stored parent is the same setting
+    assert again.returncode == 0 and "already trained to step 15" in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--latent-dim", "3", "--run-dir", "{child}"], "change the networks of --branch-from"),
+    (["--seed", "1", "--run-dir", "{child}"], "--seed 1 has no effect on a branch"),
+    (["--steps", "10", "--run-dir", "{child}"], "so a branch to step 10 has nothing to train"),
+    ([], "--branch-from needs --run-dir"),
+])
+def test_a_branch_that_cannot_be_refuses_in_one_sentence_and_writes_nothing(
+        tmp_path, straight_run, flags, fragment):
+    child = tmp_path / "child"
+    flags = [flag.format(child=child) for flag in flags]
+    result = run_cli("train", "vae", "--branch-from", latest_checkpoint_of(straight_run, 10),
+                     *flags)
+    assert_one_sentence_error(result, fragment)
+    assert not child.exists()
+
+
+def test_a_branch_from_a_damaged_checkpoint_or_a_folder_names_it(tmp_path, straight_run):
+    damaged = tmp_path / "parent" / "checkpoints" / "step-00000010.pt"
+    damaged.parent.mkdir(parents=True)
+    source = latest_checkpoint_of(straight_run, 10)
+    data = bytearray(source.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    damaged.with_suffix(".json").write_bytes(source.with_suffix(".json").read_bytes())
+    for parent, fragment in ((damaged, "is damaged"), (straight_run, "is a folder")):
+        result = run_cli("train", "vae", "--branch-from", parent, "--run-dir", tmp_path / "child")
+        assert_one_sentence_error(result, f"--branch-from", fragment)
+        assert not (tmp_path / "child").exists()
 
 
 @pytest.mark.parametrize("text, seconds", [("2h20m", 8400), ("90m", 5400), ("45s", 45),

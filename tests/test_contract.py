@@ -1,7 +1,8 @@
 """The model contract, for every registered model (`pytest -k contract`): it builds from a config,
 takes a training step on uint8 images with finite named losses, decodes the right shape into
-its data range, round-trips through a checkpoint and `load_run`, and resumes bit for bit. A new
-model in genlab.models.MODELS gets all of this for free (pythae parametrizes its tests so)."""
+its data range, round-trips through a checkpoint and `load_run`, and resumes (and branches) bit
+for bit. A new model in genlab.models.MODELS gets all of this for free (pythae parametrizes its
+tests so)."""
 
 from __future__ import annotations
 
@@ -94,8 +95,10 @@ def test_contract_round_trips_through_a_checkpoint_and_load_run(name, faces, tmp
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_contract_a_stopped_and_resumed_run_ends_bit_for_bit_like_a_straight_one(name, faces,
+def test_contract_a_resumed_run_and_a_branch_end_bit_for_bit_like_a_straight_one(name, faces,
                                                                                  tmp_path):
+    from genlab.checkpoint import checkpoint_path, load_checkpoint
+
     settings = small_settings(name, faces)
     trainer_for(name, settings, tmp_path / "straight", 4, 2).fit()
     trainer_for(name, settings, tmp_path / "resumed", 2, 2).fit()
@@ -103,6 +106,14 @@ def test_contract_a_stopped_and_resumed_run_ends_bit_for_bit_like_a_straight_one
     assert resumed.step == 2
     resumed.fit()
     assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "resumed"))
+    # --branch-from the straight run's step 2, no setting changed: every network, optimiser,
+    # BatchNorm statistic and draw goes on as in the parent.
+    branch = trainer_for(name, settings, tmp_path / "branch", 4, 2)
+    parent = checkpoint_path(tmp_path / "straight", 2)
+    branch.branch(load_checkpoint(parent), parent)
+    assert branch.step == 2
+    branch.fit()
+    assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "branch"))
 
 
 def test_contract_covers_every_registered_model():

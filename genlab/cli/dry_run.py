@@ -49,6 +49,8 @@ def print_train_plan(plan, title: str) -> None:
     config = plan.config
     print(f"{title} (dry run: nothing is written)")
     state = "resumes the run there" if plan.resuming else "a new run"
+    if plan.parent is not None:
+        state += f" from step {plan.parent[0]['step']:,} of {plan.parent[1]}"
     named = "--run-dir" if plan.folder_given else "named from the settings"
     print(f"{'run folder:':<12} {plan.folder} ({state}; {named})")
     train = describe_split(config.data, config.data.train_split)

@@ -91,7 +91,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, defaults: dict[
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = value_parser(cls, config_field)
-            kwargs["metavar"] = ("DURATION" if meta.get("duration")
+            kwargs["metavar"] = meta.get("metavar") or ("DURATION" if meta.get("duration")
                                  else config_field.name.split("_")[-1].upper())
             options = choices.get(config_field.name) or meta.get("choices")
             if options:

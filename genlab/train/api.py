@@ -73,15 +73,20 @@ def _train_locked(plan: RunPlan, console: Console, announce: str | None,
     model = build_model(config)
     if announce:
         console.say(announce)
-    if processes.is_main:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_config(config, folder)
     trainer = Trainer(config, folder, model, train_set, val_set, device, processes=processes,
                       console=console)
+    parent, plan.parent = plan.parent, None  # the trainer's alone from here: it can be a GB
     if trainer.resume(console.warn):
         console.say(f"resuming {folder} from step {trainer.step} ({trainer.last_checkpoint.name})")
+    elif parent is not None:
+        trainer.branch(*parent)
+        console.say(f"branching {folder} from {parent[1]} at step {trainer.step}")
+        del parent
     elif config.data.train_split == config.data.val_split or without_splits:
         console.say(f"note: validating on the training split ({train_set.split})")
+    if processes.is_main:  # once the start is sure: a refused resume or branch writes nothing
+        folder.mkdir(parents=True, exist_ok=True)
+        write_config(config, folder)
     console.say(f"training {config.model} on {config.data.dataset}/{config.data.train_split} "
                 f"({len(train_set)} images from {train_set.source}) on "
                 f"{_where(trainer, device, processes)} to step {config.train.num_training_steps}"

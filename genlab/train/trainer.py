@@ -257,20 +257,56 @@ class Trainer:
             return False
         payload, path = found
         restore(payload, path, self.config.model, self.model, self.optimizers)
+        self._continue_from(payload, f"checkpoint {path} does not fit the data as it loads now",
+                            "the data changed since the run started: train on the same data "
+                            "or choose another --run-dir")
+        self.last_checkpoint = path
+        return True
+
+    def branch(self, payload: dict, path: Path) -> None:
+        """Start this new run where another run's checkpoint stands (--branch-from): its
+        weights, optimiser state, data order, random draws, fixed latents and step, so that a
+        branch with no setting changed trains bit for bit as its parent goes on. The optimisers
+        keep their state but take this run's hyperparameters (learning rate, betas, ...)."""
+        own = self.model.state_dict()
+        for key, tensor in payload["model"].items():
+            if key in own and tuple(own[key].shape) != tuple(tensor.shape):
+                raise GenlabError(f"the settings given change the networks of --branch-from {path} "
+                                  f"({key} is {tuple(tensor.shape)} there, {tuple(own[key].shape)} "
+                                  "here); a branch keeps its parent's networks: drop the flags "
+                                  "that shape them")
+        configured = {name: [{k: v for k, v in group.items() if k != "params"}
+                             for group in optimizer.param_groups]
+                      for name, optimizer in self.optimizers.items()}
+        restore(payload, path, self.config.model, self.model, self.optimizers)
+        for name, optimizer in self.optimizers.items():
+            for group, settings in zip(optimizer.param_groups, configured[name]):
+                if set(group) - {"params"} != set(settings):
+                    raise GenlabError(f"the settings given change the {name} optimiser of "
+                                      f"--branch-from {path}; a branch keeps its parent's "
+                                      "optimisers (their state goes on): drop the flag that "
+                                      "chooses another")
+                group.update(settings)
+        self._continue_from(payload, f"--branch-from {path} does not fit the data as it loads "
+                            "here", "give the parent's --data (or drop the flag)")
+        if self.step >= self.config.train.num_training_steps:
+            raise GenlabError(f"--branch-from {path} is at step {self.step}, so a branch to step "
+                              f"{self.config.train.num_training_steps} has nothing to train; "
+                              "pass a larger --num-training-steps (or --epochs)")
+
+    def _continue_from(self, payload: dict, misfit: str, advice: str) -> None:
+        """A checkpoint's place in training, the weights aside: data order, draws, step."""
         try:
             self.batches.load_state_dict(payload["data_order"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise GenlabError(f"checkpoint {path} does not fit the data as it loads now ({exc}); "
-                              "the data changed since the run started: train on the same data "
-                              "or choose another --run-dir") from None
+            raise GenlabError(f"{misfit} ({exc}); {advice}") from None
         self.fixed_latents = payload["fixed_latents"].to(self.device)
         set_rng_state(payload["rng"], self.device)
-        self.step, self.last_checkpoint = int(payload["step"]), path
+        self.step = int(payload["step"])
         self.skipped_batches = int(payload.get("skipped_batches", 0))
         window = payload.get("log_window", torch.empty(0))  # absent before genlab 0.5
         self._window = [row.to(self.device) for row in window]
         self._window_names = list(payload.get("log_window_names", []))
-        return True
 
     # --- one step -----------------------------------------------------------------------------
     def _batch(self, images: torch.Tensor) -> torch.Tensor:
