@@ -265,17 +265,19 @@ def reconstruction_scores(model, real_uint8: torch.Tensor, device: torch.device)
 
 def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg, scoring_skipped:
                str | None, device: torch.device, deadline: float, per_checkpoint_s: float,
-               log) -> list[dict]:
-    """A row per model per kept checkpoint: genlab eval's scores (unless `scoring_skipped`) and
-    the reconstructions' measures; checkpoints in order of training, the models interleaved,
-    so that running out of time costs every model its last checkpoints alike."""
+               log, every: int = 1) -> list[dict]:
+    """A row per model per kept checkpoint of a step that is a multiple of `every`: genlab
+    eval's scores (unless `scoring_skipped`) and the reconstructions' measures; checkpoints in
+    order of training, the models interleaved, so that running out of time costs every model
+    its last checkpoints alike."""
     from genlab.checkpoint import list_checkpoints
     from genlab.data import load_split
     from genlab.metrics import registry
     from genlab.metrics.evaluate import evaluate_run, stored_records
     from genlab.run import load_run
 
-    kept = {name: [step for step, _ in list_checkpoints(runs / name)] for name in names}
+    kept = {name: [step for step, _ in list_checkpoints(runs / name) if step % every == 0]
+            for name in names}
     held_out = {}
     rows = []
     for index in range(max(map(len, kept.values()), default=0)):

@@ -1,6 +1,7 @@
-"""The trajectory of experiments/celeba_long.sh's runs: each model at each kept checkpoint.
+"""The trajectory of experiments/celeba_long.sh's runs: each model at each rung of the ladder.
 
-For OUT/dcgan64, OUT/vae-larsen64 and OUT/vaegan (whichever exist), every kept checkpoint gets
+For OUT/dcgan64, OUT/vae-larsen64 and OUT/vaegan (whichever exist), every checkpoint of the
+ladder (a multiple of --saving-steps, 558: not those a deadline or a signal wrote) gets
 `genlab eval`'s scores (FID, KID, precision, recall: 3,000 generated against 3,000 training
 faces, fp32, stored beside the checkpoint; a score stored under the same protocol is read, not
 redone) and, for the models with an encoder, the posterior-mean reconstructions of the 660
@@ -78,8 +79,11 @@ def main() -> None:
         seconds = int(subprocess.check_output(["date", "-d", args.until, "+%s"], text=True))
         deadline = time.monotonic() + seconds - time.time()
     eval_cfg = EvalConfig(fid_samples=args.fid_samples, fid_precision="fp32")
+    # The ladder's rungs only: a checkpoint a deadline or a signal wrote between them is for
+    # resuming, not a point of the trajectory.
     rows = score_runs(names, args.out, n_train, batch, eval_cfg, None, resolve_device(args.device),
-                      deadline, PER_CHECKPOINT_S, lambda message: print(message, flush=True))
+                      deadline, PER_CHECKPOINT_S, lambda message: print(message, flush=True),
+                      every=config.train.saving_steps)
     (args.out / "trajectory.json").write_text(json.dumps(rows, indent=2))
     table = "\n".join(trajectory_table(rows)) + "\n"
     (args.out / "trajectory.md").write_text(table)
