@@ -94,13 +94,17 @@ def draw(rows: list[tuple[str, torch.Tensor]], zoom_rows: list[tuple[str, torch.
                      dpi=110)
     outer = fig.add_gridspec(2, 2, width_ratios=[columns * 0.9, zooms * 1.3],
                              height_ratios=[max(len(rows), len(zoom_rows)), 3.2], wspace=0.08)
+    def image_axes(cell, image: torch.Tensor):
+        ax = fig.add_subplot(cell)
+        ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return ax
+
     grid = outer[0, 0].subgridspec(len(rows), columns, wspace=0.04, hspace=0.08)
     for i, (label, images) in enumerate(rows):
         for j, image in enumerate(images):
-            ax = fig.add_subplot(grid[i, j])
-            ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax = image_axes(grid[i, j], image)
             if j < zooms and not label.endswith("samples"):
                 ax.add_patch(Rectangle((LEFT - 0.5, TOP - 0.5), SIZE, SIZE, fill=False,
                                        edgecolor="yellow", linewidth=0.8))
@@ -111,10 +115,7 @@ def draw(rows: list[tuple[str, torch.Tensor]], zoom_rows: list[tuple[str, torch.
     zoom_grid = outer[0, 1].subgridspec(len(zoom_rows), zooms, wspace=0.04, hspace=0.08)
     for i, (label, images) in enumerate(zoom_rows):
         for j, image in enumerate(images):
-            ax = fig.add_subplot(zoom_grid[i, j])
-            ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax = image_axes(zoom_grid[i, j], image)
             if i == 0 and j == 0:
                 ax.set_title("(b) the boxed centres, 4x", fontsize=8, loc="left")
             if j == zooms - 1:
