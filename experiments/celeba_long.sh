@@ -15,7 +15,10 @@
 # the VAE, the DCGAN.
 #
 # The environment: H5 (default ../shared/data/celeba/celeba64.h5), GENLAB (default
-# .venv/bin/genlab), FLAGS added to every run (e.g. "--precision fp32").
+# .venv/bin/genlab), FLAGS added to every run (e.g. "--precision fp32"), and BRANCH="NAME FLAG
+# ...": one change to the VAE/GAN tried from its 10-epoch checkpoint (step 2,232) beside the
+# default, as OUT/vaegan-NAME (`genlab train --branch-from`), on each rung above 10 epochs after
+# the VAE/GAN (e.g. BRANCH="sum-beta4 --llike-reduction sum --beta 4 --gamma 6.1e-4").
 set -euo pipefail
 OUT=${1:?usage: DEADLINE=HH:MM experiments/celeba_long.sh OUT}
 H5=${H5:-../shared/data/celeba/celeba64.h5}
@@ -32,8 +35,18 @@ runs=(
     "vae $OUT/vae-larsen64 --arch larsen64 --latent-dim 2048 --learning-rate 3e-4"
     "dcgan $OUT/dcgan64 --arch dcgan64"
 )
+BRANCH_STEP=2232
+branch=()
+if [ -n "${BRANCH:-}" ]; then
+    read -r name flags <<< "$BRANCH"
+    branch=("vaegan $OUT/vaegan-$name --branch-from $OUT/vaegan/checkpoints/step-$(printf %08d $BRANCH_STEP).pt $flags")
+fi
 for target in 558 1116 2232 3348 4464; do
-    for run in "${runs[@]}"; do
+    rung=("${runs[@]}")
+    if [ "$target" -gt "$BRANCH_STEP" ] && [ ${#branch[@]} -gt 0 ]; then
+        rung=("${runs[0]}" "${branch[0]}" "${runs[@]:1}")
+    fi
+    for run in "${rung[@]}"; do
         read -r model dir extra <<< "$run"
         [ -s "$dir/checkpoints/step-$(printf %08d "$target").pt" ] && continue
         left=$((deadline - $(date +%s)))

@@ -1,7 +1,8 @@
 """The trajectory of experiments/celeba_long.sh's runs: each model at each rung of the ladder.
 
-For OUT/dcgan64, OUT/vae-larsen64 and OUT/vaegan (whichever exist), every checkpoint of the
-ladder (a multiple of --saving-steps, 558: not those a deadline or a signal wrote) gets
+For OUT/dcgan64, OUT/vae-larsen64, OUT/vaegan and its branches OUT/vaegan-NAME (whichever
+exist), every checkpoint of the ladder (a multiple of --saving-steps, 558: not those a deadline
+or a signal wrote) gets
 `genlab eval`'s scores (FID, KID, precision, recall: 3,000 generated against 3,000 training
 faces, fp32, stored beside the checkpoint; a score stored under the same protocol is read, not
 redone) and, for the models with an encoder, the posterior-mean reconstructions of the 660
@@ -42,7 +43,7 @@ def plot(rows: list[dict], key: str, label: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
-    for name in RUNS:
+    for name in dict.fromkeys(r["model"] for r in rows):  # in order of appearance
         points = [(r["images"], r[key]) for r in rows if r["model"] == name and key in r]
         if points:
             ax.plot(*zip(*points), marker="o", label=name)
@@ -69,6 +70,7 @@ def main() -> None:
     from genlab.run import load_config, resolve_device
 
     names = [name for name in RUNS if (args.out / name / "config.json").is_file()]
+    names += sorted(path.parent.name for path in args.out.glob("vaegan-*/config.json"))  # BRANCH
     if not names:
         raise SystemExit(f"no run folder of {', '.join(RUNS)} in {args.out}")
     config = load_config(args.out / names[0] / "config.json")
