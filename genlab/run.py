@@ -161,6 +161,10 @@ def plan_run(model_name: str, settings: dict[str, Any], run_dir: str | Path | No
                               "default one could be the parent's)")
     fresh = new_config(model_name, settings)
     folder = run_folder(fresh, run_dir)
+    parent = fresh.train.branch_from
+    if parent is not None and Path(parent).parent.parent.resolve() == folder.resolve():
+        raise GenlabError(f"--branch-from {parent} is a checkpoint of --run-dir {folder} itself; "
+                          "a branch needs a folder of its own")
     held = RunLock(folder).__enter__() if lock else None
     try:
         plan = _plan_in(folder, fresh, model_name, settings, bool(run_dir))
@@ -222,9 +226,6 @@ def _branch_plan(folder: Path, model_name: str, settings: dict[str, Any]) -> Run
     if path.is_dir():
         raise GenlabError(f"--branch-from {path} is a folder; pass one of its checkpoints "
                           "(checkpoints/step-*.pt)")
-    if path.parent.parent == folder.absolute():
-        raise GenlabError(f"--branch-from {path} is a checkpoint of --run-dir {folder} itself; "
-                          "a branch needs a folder of its own")
     try:
         payload = load_checkpoint(path)
     except GenlabError as exc:

@@ -274,15 +274,17 @@ def test_a_branch_takes_the_flags_given_and_the_rest_from_its_parent(tmp_path, s
     (["--seed", "1", "--run-dir", "{child}"], "--seed 1 has no effect on a branch"),
     (["--steps", "10", "--run-dir", "{child}"], "so a branch to step 10 has nothing to train"),
     ([], "--branch-from needs --run-dir"),
+    (["--run-dir", "{parent}"], "is a checkpoint of --run-dir"),
 ])
 def test_a_branch_that_cannot_be_refuses_in_one_sentence_and_writes_nothing(
         tmp_path, straight_run, flags, fragment):
     child = tmp_path / "child"
-    flags = [flag.format(child=child) for flag in flags]
+    flags = [flag.format(child=child, parent=straight_run) for flag in flags]
+    before = sorted(straight_run.rglob("*"))
     result = run_cli("train", "vae", "--branch-from", latest_checkpoint_of(straight_run, 10),
                      *flags)
     assert_one_sentence_error(result, fragment)
-    assert not child.exists()
+    assert not child.exists() and sorted(straight_run.rglob("*")) == before
 
 
 def test_a_branch_from_a_damaged_checkpoint_or_a_folder_names_it(tmp_path, straight_run):
