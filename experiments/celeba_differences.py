@@ -1,8 +1,8 @@
 """Where the VAE, the VAE/GAN and the DCGAN differ, pointed at: one figure of a checkpoint each.
 
 The lab asks for the visual differences between the VAE (hw2), the GAN (hw3) and the VAE/GAN.
-For the runs of experiments/celeba_long.sh (any subset of OUT/vae-larsen64, OUT/vaegan,
-OUT/dcgan64) at one step, this draws
+For the runs of experiments/celeba_long.sh that have a checkpoint of one step (any of
+OUT/vae-larsen64, OUT/vaegan, OUT/dcgan64), this draws
 
 * (a) the first --columns test faces and their posterior-mean reconstructions by each model with
   an encoder, then each model's samples from the same fixed prior draws, one labelled row each;
@@ -150,9 +150,14 @@ def main() -> None:
     from genlab.run import load_config
 
     comparison = _comparison()
-    present = [(name, label) for name, label in RUNS if (args.out / name / "config.json").is_file()]
+    from genlab.checkpoint import list_checkpoints
+
+    present = [(name, label) for name, label in RUNS
+               if (args.out / name / "config.json").is_file()
+               and args.step in dict(list_checkpoints(args.out / name))]
     if not present:
-        raise SystemExit(f"no run folder of {', '.join(n for n, _ in RUNS)} in {args.out}")
+        raise SystemExit(f"no run folder of {', '.join(n for n, _ in RUNS)} in {args.out} has a "
+                         f"checkpoint of step {args.step}")
     config = load_config(args.out / present[0][0] / "config.json")
     real_uint8 = load_split(config.data, config.data.val_split).images[:args.images]
     real = real_uint8.float() / 255  # (N, C, H, W) in [0, 1]
