@@ -154,19 +154,28 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
 
 
 def restore(payload: dict[str, Any], path: Path, model_name: str, model: torch.nn.Module,
-            optimizers: dict[str, torch.optim.Optimizer] | None = None) -> None:
+            optimizers: dict[str, torch.optim.Optimizer] | None = None,
+            misfit: str | None = None, advice: str | None = None) -> None:
     """Load a checkpoint's weights, and the optimisers' states when given, into the run's model,
-    once it is known to hold that model: what rebuilding a run (`genlab.run.load_run`) and
-    resuming one (`Trainer.resume`) both check."""
+    once it is known to hold that model: what rebuilding a run (`genlab.run.load_run`), resuming
+    one (`Trainer.resume`) and branching one (`Trainer.branch`, with its own `misfit` sentence
+    and `advice`) all check. A layer of another shape is named."""
     if payload.get("model_name") != model_name:
         raise GenlabError(f"checkpoint {path} is of a {payload.get('model_name')} model, not the "
                           f"{model_name} its run folder's config.json says; the folder is mixed "
                           "up: use another run folder")
+    misfit = misfit or f"checkpoint {path} does not fit the model of its run folder's config.json"
+    advice = advice or "the folder is mixed up: use another run folder"
+    own, weights = model.state_dict(), payload.get("model")
+    for key, tensor in (weights.items() if isinstance(weights, dict) else ()):
+        shape = tuple(getattr(tensor, "shape", ()))
+        if key in own and shape != tuple(own[key].shape):
+            raise GenlabError(f"{misfit} ({key} is {shape} there, {tuple(own[key].shape)} here); "
+                              f"{advice}")
     try:
         model.load_state_dict(payload["model"])
         for name, optimizer in (optimizers or {}).items():
             optimizer.load_state_dict(payload["optimizers"][name])
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-        raise GenlabError(f"checkpoint {path} does not fit the model of its run folder's "
-                          f"config.json ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                          "the folder is mixed up: use another run folder") from None
+        raise GenlabError(f"{misfit} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                          f"{advice}") from None

@@ -268,17 +268,12 @@ class Trainer:
         weights, optimiser state, data order, random draws, fixed latents and step, so that a
         branch with no setting changed trains bit for bit as its parent goes on. The optimisers
         keep their state but take this run's hyperparameters (learning rate, betas, ...)."""
-        own = self.model.state_dict()
-        for key, tensor in payload["model"].items():
-            if key in own and tuple(own[key].shape) != tuple(tensor.shape):
-                raise GenlabError(f"the settings given change the networks of --branch-from {path} "
-                                  f"({key} is {tuple(tensor.shape)} there, {tuple(own[key].shape)} "
-                                  "here); a branch keeps its parent's networks: drop the flags "
-                                  "that shape them")
         configured = {name: [{k: v for k, v in group.items() if k != "params"}
                              for group in optimizer.param_groups]
                       for name, optimizer in self.optimizers.items()}
-        restore(payload, path, self.config.model, self.model, self.optimizers)
+        restore(payload, path, self.config.model, self.model, self.optimizers,
+                misfit=f"the settings given change the networks of --branch-from {path}",
+                advice="a branch keeps its parent's networks: drop the flags that shape them")
         for name, optimizer in self.optimizers.items():
             for group, settings in zip(optimizer.param_groups, configured[name]):
                 if set(group) - {"params"} != set(settings):
