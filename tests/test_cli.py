@@ -21,6 +21,7 @@ from conftest import REPO, SHARED_MNIST, needs_inception, needs_shared_mnist, ru
 from genlab.cli import build_parser
 from genlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from genlab.options import format_duration
+from genlab.run import checkpoint_of_step
 from genlab.train import api, trainer
 from genlab.train.trainer import Trainer
 from test_trainer import assert_same_state, final_state
@@ -233,7 +234,7 @@ def test_a_second_signal_stops_at_once_and_the_last_checkpoint_resumes_exactly(
 def test_a_branch_with_no_setting_changed_trains_bit_for_bit_as_its_parent_goes_on(
         tmp_path, straight_run):
     child = tmp_path / "child"
-    parent = latest_checkpoint_of(straight_run, 10)
+    parent = checkpoint_of_step(straight_run, 10)
     result = run_cli("train", "vae", "--branch-from", parent, "--run-dir", child)
     assert result.returncode == 0, result.stderr
     assert f"branching {child} from {parent} at step 10" in result.stderr
@@ -242,13 +243,9 @@ def test_a_branch_with_no_setting_changed_trains_bit_for_bit_as_its_parent_goes_
     assert json.loads((child / "config.json").read_text())["train"]["branch_from"] == str(parent)
 
 
-def latest_checkpoint_of(run, step):
-    return dict(list_checkpoints(run))[step]
-
-
 def test_a_branch_takes_the_flags_given_and_the_rest_from_its_parent(tmp_path, straight_run):
     child = tmp_path / "child"
-    argv = ["train", "vae", "--branch-from", latest_checkpoint_of(straight_run, 10),
+    argv = ["train", "vae", "--branch-from", checkpoint_of_step(straight_run, 10),
             "--learning-rate", "5e-4", "--steps", "15", "--run-dir", child]
     result = run_cli(*argv)
     assert result.returncode == 0, result.stderr
@@ -262,7 +259,7 @@ def test_a_branch_takes_the_flags_given_and_the_rest_from_its_parent(tmp_path, s
     # The optimiser's state went on from the parent's (Adam's step count), at another rate.
     step_counts = {float(s["step"]) for s in optimizer["state"].values()}
     assert step_counts == {15.0}
-    parent_at_15 = load_checkpoint(latest_checkpoint_of(straight_run, 15))
+    parent_at_15 = load_checkpoint(checkpoint_of_step(straight_run, 15))
     assert not torch.equal(next(iter(branched["model"].values())),
                            next(iter(parent_at_15["model"].values())))
     again = run_cli(*argv)  # the same command again: the stored parent is the same setting
@@ -281,7 +278,7 @@ def test_a_branch_that_cannot_be_refuses_in_one_sentence_and_writes_nothing(
     child = tmp_path / "child"
     flags = [flag.format(child=child, parent=straight_run) for flag in flags]
     before = sorted(straight_run.rglob("*"))
-    result = run_cli("train", "vae", "--branch-from", latest_checkpoint_of(straight_run, 10),
+    result = run_cli("train", "vae", "--branch-from", checkpoint_of_step(straight_run, 10),
                      *flags)
     assert_one_sentence_error(result, fragment)
     assert not child.exists() and sorted(straight_run.rglob("*")) == before
@@ -290,7 +287,7 @@ def test_a_branch_that_cannot_be_refuses_in_one_sentence_and_writes_nothing(
 def test_a_branch_from_a_damaged_checkpoint_or_a_folder_names_it(tmp_path, straight_run):
     damaged = tmp_path / "parent" / "checkpoints" / "step-00000010.pt"
     damaged.parent.mkdir(parents=True)
-    source = latest_checkpoint_of(straight_run, 10)
+    source = checkpoint_of_step(straight_run, 10)
     data = bytearray(source.read_bytes())
     data[len(data) // 2] ^= 0xFF
     damaged.write_bytes(bytes(data))

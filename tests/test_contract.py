@@ -116,6 +116,17 @@ def test_contract_a_resumed_run_and_a_branch_end_bit_for_bit_like_a_straight_one
     assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "branch"))
 
 
+def test_a_branch_that_changes_the_optimiser_is_refused(faces, tmp_path):
+    from genlab.checkpoint import checkpoint_path, load_checkpoint
+
+    settings = small_settings("vaegan", faces)  # RMSprop by default; --optimizer adam
+    trainer_for("vaegan", settings, tmp_path / "parent", 2, 2).fit()
+    branch = trainer_for("vaegan", {**settings, "optimizer": "adam"}, tmp_path / "branch", 4, 2)
+    parent = checkpoint_path(tmp_path / "parent", 2)
+    with pytest.raises(GenlabError, match="change the encoder optimiser of --branch-from"):
+        branch.branch(load_checkpoint(parent), parent)
+
+
 def test_contract_covers_every_registered_model():
     assert set(MODELS) == {"vae", "dcgan", "vaegan"}  # a new model: add it here knowingly
     assert all(np.all([hasattr(cls, a) for a in ("name", "config_class", "data_range")])
