@@ -55,9 +55,7 @@ def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
     config = RunConfig(model=model_name, model_config=spec.config_class(),
                        data=DataConfig(**spec.data_defaults),
                        train=TrainConfig(**spec.train_defaults), image_shape=(0, 0, 0))
-    for name, value in settings.items():
-        setattr(_section_of(config, name), name, value)
-    _steps_or_epochs(config, settings)
+    _apply(config, settings)
     spec.fill_defaults(config.model_config)
     if config.data.data_path is not None:
         if "dataset" in settings:
@@ -66,6 +64,14 @@ def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
         # Named after the file or folder: run folders and FID records say what was trained on.
         config.data.dataset = Path(config.data.data_path.rstrip("/")).stem or "data"
     return config
+
+
+def _apply(config: RunConfig, settings: dict[str, Any]) -> None:
+    """The user's settings (flat field names) over a config: a new run's defaults or a branch's
+    parent."""
+    for name, value in settings.items():
+        setattr(_section_of(config, name), name, value)
+    _steps_or_epochs(config, settings)
 
 
 def _steps_or_epochs(config: RunConfig, settings: dict[str, Any]) -> None:
@@ -243,9 +249,7 @@ def _branch_plan(folder: Path, model_name: str, settings: dict[str, Any]) -> Run
     except (TypeError, ValueError):
         stored = None  # from_dict says what is wrong
     config = config_from_dict(stored, source=f"the configuration stored in {path}")
-    for name, value in settings.items():
-        setattr(_section_of(config, name), name, value)
-    _steps_or_epochs(config, settings)
+    _apply(config, settings)
     sources = {name: FLAG if name in settings else PARENT for name in _field_names(config)}
     return RunPlan(config, folder, False, sources, frozenset(settings), True,
                    parent=(payload, path))
