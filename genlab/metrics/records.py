@@ -41,23 +41,28 @@ def read_records(checkpoint: Path) -> list[dict]:
     return records
 
 
+def _scores(record: dict) -> str:
+    """A record's scores in words, for an error that must not lose them."""
+    return ", ".join(f"{k} {v:.6g}" for k, v in record.items()
+                     if isinstance(v, float) and k != "seconds")
+
+
 def append_record(checkpoint: Path, record: dict) -> Path:
     path = metrics_path(checkpoint)
-    values = ", ".join(f"{k} {v:.6g}" for k, v in record.items()
-                       if isinstance(v, float) and k != "seconds")
     try:
         # appending to a FIFO would block, to a device would vanish, a folder cannot be opened
         refuse_special(path)
     except GenlabError as exc:
-        raise GenlabError(f"cannot write {path} ({exc}); the scores were {values}") from None
+        raise GenlabError(f"cannot write {path} ({exc}); the scores were {_scores(record)}") from None
     try:
         with open(path, "a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        raise GenlabError(f"cannot write {path} ({exc.strerror}); the scores were {values}; "
-                          "make the run folder writable and run the command again") from None
+        raise GenlabError(f"cannot write {path} ({exc.strerror}); the scores were "
+                          f"{_scores(record)}; make the run folder writable and run the command "
+                          "again") from None
     return path
 
 
