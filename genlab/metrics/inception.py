@@ -38,6 +38,7 @@ from PIL import Image
 
 from genlab.config import FID_PRECISIONS, FID_RESIZES
 from genlab.errors import GenlabError
+from genlab.hardware import has_bf16
 
 WEIGHTS_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 WEIGHTS_BYTES = 87_335_461
@@ -115,13 +116,9 @@ def verify_weights(path: Path) -> str:
 def check_precision(precision: str, device: torch.device) -> None:
     if precision not in FID_PRECISIONS:
         raise GenlabError(f"--fid-precision {precision} is not one of {', '.join(FID_PRECISIONS)}")
-    if precision == "bf16":
-        supported = (torch.cuda.is_bf16_supported() if device.type == "cuda"
-                     else device.type == "cpu" and torch.backends.mkldnn.is_available()
-                     and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        if not supported:
-            raise GenlabError(f"--fid-precision bf16 needs a {device.type} with bfloat16 support "
-                              "and this one has none; use --fid-precision fp32")
+    if precision == "bf16" and not has_bf16(device):
+        raise GenlabError(f"--fid-precision bf16 needs a {device.type} with bfloat16 support "
+                          "and this one has none; use --fid-precision fp32")
 
 
 def check_resize(resize: str) -> None:

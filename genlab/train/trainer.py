@@ -32,6 +32,7 @@ from genlab.distributed import SINGLE, Processes
 from genlab.train.logging import RunLogger
 from genlab.train.progress import Progress
 from genlab.grid import save_grid
+from genlab.hardware import has_bf16
 
 NUM_FIXED_LATENTS = 32   # the sample grid's latents, drawn once per run
 NUM_GRID_IMAGES = 32     # validation originals and reconstructions shown per grid
@@ -147,11 +148,7 @@ def uses_bf16(precision: str, device: torch.device, bf16_on_cpu: bool = False) -
     or on a CPU with bf16 instructions (AVX-512 BF16, AMX) for a model that is faster there in
     bf16 (`bf16_on_cpu`, ModelSpec.bf16_on_cpu: measured per model; small networks are slower)."""
     if precision == "auto":
-        if device.type == "cuda":
-            return torch.cuda.is_bf16_supported()
-        return (device.type == "cpu" and bf16_on_cpu
-                and torch.backends.mkldnn.is_available()
-                and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return has_bf16(device) and (device.type == "cuda" or bf16_on_cpu)
     return precision == "bf16"
 
 
