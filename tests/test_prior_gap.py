@@ -1,0 +1,64 @@
+"""experiments/prior_gap.py: the Gaussian fit to the aggregate posterior, its KL from the prior,
+how many directions carry the posterior means, and the script end to end on a trained VAE."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+
+SCRIPT = REPO / "experiments" / "prior_gap.py"
+
+
+@pytest.fixture(scope="module")
+def prior_gap():
+    spec = importlib.util.spec_from_file_location("prior_gap", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_kl_of_the_fit_is_the_closed_form_of_its_mean_and_full_covariance(prior_gap):
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(50, 4, generator=g, dtype=torch.float64) @ torch.randn(4, 4, generator=g,
+                                                                          dtype=torch.float64)
+    log_sigma = 0.3 * torch.randn(50, 4, generator=g, dtype=torch.float64)
+    mean, centred, noise = prior_gap.gaussian_fit(mu, log_sigma)
+    covariance = torch.cov(mu.T, correction=0) + (2 * log_sigma).exp().mean(0).diag()
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.MultivariateNormal(mu.mean(0), covariance),
+        torch.distributions.MultivariateNormal(torch.zeros(4, dtype=torch.float64),
+                                               torch.eye(4, dtype=torch.float64)))
+    assert prior_gap.kl_from_prior(mean, centred, noise) == pytest.approx(expected.item(), rel=1e-9)
+    # A mixture that matches N(0, I)'s two moments is at KL 0.
+    assert prior_gap.kl_from_prior(torch.zeros(3), torch.zeros(5, 3), torch.ones(3)) == pytest.approx(0)
+
+
+def test_diversity_is_the_mean_rms_distance_between_two_different_images(prior_gap):
+    assert prior_gap.diversity(torch.full((5, 1, 4, 4), 0.3)) == 0
+    two = torch.stack([torch.zeros(1, 4, 4), torch.full((1, 4, 4), 0.5)])
+    assert prior_gap.diversity(two) == pytest.approx(0.5)
+
+
+def test_the_script_measures_a_vae_run_and_refuses_a_run_without_an_encoder(prior_gap, digit_runs,
+                                                                           tmp_path):
+    grid = tmp_path / "gap.png"
+    result = subprocess.run([sys.executable, SCRIPT, digit_runs / "vae", "--images", "40",
+                             "--draws", "8", "--columns", "4", "-o", grid],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout[:result.stdout.rindex("}") + 1])
+    assert report["model"] == "vae" and report["step"] == 20 and report["latent_dim"] == 2
+    assert report["kl_from_prior_nats"] >= 0 and 1 <= report["cov_mu_participation_ratio"] <= 2
+    assert set(report["diversity"]) == {"real", "reconstructions", "fitted draws", "prior draws"}
+    assert all(value > 0 for value in report["diversity"].values())
+    from PIL import Image
+    assert Image.open(grid).size[1] > Image.open(grid).size[0] / 2  # 4 rows of 4
+
+    # SystemExit with a sentence: the command prints it and exits 1, no traceback.
+    with pytest.raises(SystemExit, match="dcgan run, which has no encoder"):
+        prior_gap.measure(digit_runs / "dcgan", None, 40, 8)
