@@ -342,27 +342,34 @@ def markdown(report: dict) -> str:
     return "\n".join(lines + trajectory_table(report["rows"])) + "\n"
 
 
-def trajectory_table(rows: list[dict]) -> list[str]:
-    """The trajectory's Markdown table: a row per model per kept checkpoint."""
-    lines = ["| model | epoch | step | images seen | FID | KID | precision | recall | pixel MSE | "
-             "edge contrast | detail error |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+# What a trajectory row is, as opposed to what it scored.
+ROW_KEYS = ("model", "step", "images", "epoch", "skipped", "error")
+# reconstruction_scores' values, as the table writes them (a metric formats its own).
+RECONSTRUCTION_FORMATS = {"pixel_mse": ".4f", "edge_contrast": ".3f", "detail_error": ".2f"}
 
-    def cell(row: dict, key: str, fmt: str) -> str:
-        return format(row[key], fmt) if key in row else "-"
+
+def trajectory_table(rows: list[dict]) -> list[str]:
+    """The trajectory's Markdown table: a row per model per kept checkpoint, a column per value
+    any row scored, in order of first appearance."""
+    from genlab.metrics.registry import format_value
+
+    keys = list(dict.fromkeys(k for row in rows for k in row if k not in ROW_KEYS)) or ["scores"]
+    lines = ["| model | epoch | step | images seen | "
+             + " | ".join(k.replace("_", " ") for k in keys) + " |", "|---" * (4 + len(keys)) + "|"]
+
+    def cell(row: dict, key: str) -> str:
+        if key not in row:
+            return "-"
+        fmt = RECONSTRUCTION_FORMATS.get(key)
+        return format(row[key], fmt) if fmt else format_value(key, row[key])
 
     for row in rows:
+        head = f"| {row['model']} | {row['epoch']:.1f} | {row['step']} | {row['images']:,} |"
         if "skipped" in row or "error" in row:
-            rest = f"{row.get('skipped') or row.get('error')} | | | | | | |"
+            lines.append(f"{head} {row.get('skipped') or row.get('error')} |" + " |" * (len(keys) - 1))
         else:
-            spread = f" ± {row['kid_std']:.4f}" if "kid_std" in row else ""  # none: 1 subset
-            kid = cell(row, "kid", ".4f") + spread
-            rest = (f"{cell(row, 'fid', '.2f')} | {kid} | {cell(row, 'precision', '.3f')} | "
-                    f"{cell(row, 'recall', '.3f')} | {cell(row, 'pixel_mse', '.4f')} | "
-                    f"{cell(row, 'edge_contrast', '.3f')} | {cell(row, 'detail_error', '.2f')} |")
-        lines.append(f"| {row['model']} | {row['epoch']:.1f} | {row['step']} | {row['images']:,} | "
-                     + rest)
+            lines.append(head + "".join(f" {cell(row, key)} |" for key in keys))
     return lines
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

@@ -61,6 +61,10 @@ def test_the_smoke_run_trains_all_three_and_scores_every_kept_checkpoint(tmp_pat
                   if line.startswith(("| vaegan | ", "| vae-conv | ", "| dcgan64 | "))
                   and " | `" not in line]  # the plan's rows quote the command
     assert len(trajectory) == len(rows) == 6
+    # A column per value the rows scored, named by its key: no metric is spelt out by the table.
+    header = next(line for line in table.splitlines() if line.startswith("| model | epoch |"))
+    assert "| pixel mse | edge contrast | detail error |" in header
+    assert ("| fid | kid |" in header) == _inception_installed()
     assert "| vaegan | 2.0 | 4 | 16 |" in table and "they fit" in table
     for name in report["runs"]:
         assert (tmp_path / f"gpu_lab-{name}.log").is_file()
