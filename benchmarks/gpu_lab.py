@@ -52,9 +52,9 @@ the reconstructions' only), a run that fails. Without the CelebA file it stops w
 Existing run folders in --runs are resumed, as `genlab train` resumes them.
 
 --smoke runs all of it on any CPU in under a minute: a synthetic HDF5 file in the lab's layout
-(`images` and CelebA `ids`: 48 training, 4 validation and 16 test faces), narrow models (the VAE
+(`images` and CelebA `ids`: 8 training, 2 validation and 8 test faces), narrow models (the VAE
 baseline as --arch conv: larsen64's encoder heads hold 67 M weights at any latent size), 2 epochs
-at batch 8, 2 checkpoints, FID on 8 images a side. --dry-run prints the plan and trains nothing.
+at batch 4, 2 checkpoints, FID on 4 images a side. --dry-run prints the plan and trains nothing.
 
 Usage:  python benchmarks/gpu_lab.py [--out gpu-lab] [--budget 600] [--checkpoints 5]
         [--data FILE.h5] [--runs DIR] [--inception-weights FILE] [--smoke] [--dry-run]

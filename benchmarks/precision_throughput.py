@@ -8,7 +8,8 @@ optimisers, batch size and number of steps, on the same batches, in one process:
 
 * genlab -- genlab's real ``Trainer.train_step()``: batches gathered by index from one uint8
   tensor already on the device, channels_last layout, and ``--precision auto``: bf16 autocast and
-  TF32 on a GPU that has bf16, fp32 on the CPU (``--precision`` here overrides it); with
+  TF32 on a GPU that has bf16, bf16 on a CPU with bf16 instructions for the models measured
+  faster there (the 64x64 ones), else fp32 (``--precision`` here overrides it); with
   ``--compile``, each network's forward through torch.compile (warm-up steps absorb compiling).
 * baseline -- the same model in its default NCHW layout, fp32 with TF32 off, run by a plain loop
   over the model's phases (each phase: only its networks take gradients, one forward pass, each

@@ -23,9 +23,8 @@ steps, on the same images, in one process, on the CPU:
   builds it (genlab.run.new_config / build_model, genlab.data.load_split). Its hot path is
   ``Trainer.train_step()``: a seeded index batch gathered from the split held in memory as one
   uint8 tensor (resized once, at load time), one float conversion, channels_last layout, then the
-  model's phase(s). genlab's DCGAN runs G(z) twice a step (once without gradients in the
-  discriminator phase, once with them in the generator phase, because a phase only lets its own
-  network's parameters take gradients), so it does more arithmetic per step than the example.
+  model's phase(s). genlab's DCGAN computes G(z) once a step, in the discriminator phase, and
+  hands it to the generator phase, as the example does.
 
 Why it is fair
 --------------
