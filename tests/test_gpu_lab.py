@@ -89,3 +89,27 @@ def test_the_lab_protocol_fits_ten_minutes_by_the_estimate_and_a_smaller_budget_
     with pytest.raises(SystemExit, match="too small"):
         gpu_lab.make_plan(LAB_FLOPS, 60, checkpoints=5, n_train=14_283, batch=64,
                           fid_samples=3000, lab_epochs=100, a=gpu_lab.Assumptions())
+
+
+def test_scoring_keeps_to_the_rungs_and_marks_what_the_deadline_would_cut(digit_runs):
+    """celeba_trajectory.py scores only the ladder's rungs (`every`): a checkpoint a deadline
+    wrote between them is for resuming. Checkpoints it has no time for are rows saying so."""
+    import math
+    import time
+
+    import torch
+
+    log = []
+    rows = gpu_lab.score_runs(["vae", "dcgan"], digit_runs, n_train=1500, batch=64, eval_cfg=None,
+                              scoring_skipped="not scored here", device=torch.device("cpu"),
+                              deadline=math.inf, per_checkpoint_s=0, log=log.append, every=20)
+    assert [(r["model"], r["step"]) for r in rows] == [("vae", 20), ("dcgan", 20)]  # not step 10
+    assert "pixel_mse" in rows[0] and "pixel_mse" not in rows[1]  # only a model with an encoder
+    assert "fid" not in rows[0]
+
+    rows = gpu_lab.score_runs(["vae", "dcgan"], digit_runs, 1500, 64, None, "not scored here",
+                              torch.device("cpu"), deadline=time.monotonic() + 5,
+                              per_checkpoint_s=60, log=log.append)
+    assert [(r["model"], r["step"], r["skipped"]) for r in rows] == [
+        ("vae", 10, "out of time"), ("dcgan", 10, "out of time"),
+        ("vae", 20, "out of time"), ("dcgan", 20, "out of time")]  # interleaved, in order of training
