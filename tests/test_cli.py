@@ -87,15 +87,24 @@ def steps(run) -> list[int]:
     return [step for step, _ in list_checkpoints(run)]
 
 
+SIGNALLED = ["train", "vae", *TINY, "--num-training-steps", "300", "--saving-steps", "1000"]
+
+
+@pytest.fixture(scope="module")
+def straight_300(tmp_path_factory):
+    """SIGNALLED's run, uninterrupted: what a signalled and resumed run must end as."""
+    run = tmp_path_factory.mktemp("straight-300") / "run"
+    result = run_cli(*SIGNALLED, "--run-dir", run)
+    assert result.returncode == 0, result.stderr
+    return run
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_saves_a_checkpoint_and_the_printed_command_resumes_like_a_straight_run(
-        tmp_path, signum, code):
+        tmp_path, straight_300, signum, code):
     # A real process and a real signal (Ctrl-C, or a scheduler's SIGTERM), at whatever step.
-    args = ["train", "vae", *TINY, "--num-training-steps", "300", "--saving-steps", "1000"]
-    straight = run_cli(*args, "--run-dir", tmp_path / "straight")
-    assert straight.returncode == 0, straight.stderr
-
+    args = SIGNALLED
     run = tmp_path / "interrupted"
     argv = [*map(str, args), "--run-dir", str(run)]
     process = subprocess.Popen([sys.executable, "-m", "genlab", *argv], cwd=REPO,
@@ -116,7 +125,7 @@ def test_a_signal_saves_a_checkpoint_and_the_printed_command_resumes_like_a_stra
 
     resumed = run_cli(*resume_line(stopped))
     assert resumed.returncode == 0 and f"from step {step}" in resumed.stderr
-    a, _ = latest_checkpoint(tmp_path / "straight", warn=pytest.fail)
+    a, _ = latest_checkpoint(straight_300, warn=pytest.fail)
     b, _ = latest_checkpoint(run, warn=pytest.fail)
     assert a["step"] == b["step"] == 300
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
@@ -241,6 +250,19 @@ def test_a_branch_with_no_setting_changed_trains_bit_for_bit_as_its_parent_goes_
     assert steps(child) == [15, 20, 25]  # the parent's settings: --steps 25, --saving-steps 5
     assert_same_state(final_state(straight_run), final_state(child))
     assert json.loads((child / "config.json").read_text())["train"]["branch_from"] == str(parent)
+
+
+def test_a_branch_run_again_by_the_same_command_resumes_from_its_own_checkpoint(
+        tmp_path, straight_run):
+    # experiments/celeba_long.sh climbs its ladder this way: --branch-from stays in the command.
+    child = tmp_path / "child"
+    argv = ["train", "vae", "--branch-from", checkpoint_of_step(straight_run, 10), "--run-dir", child]
+    assert run_cli(*argv, "--steps", "15").returncode == 0
+    again = run_cli(*argv, "--steps", "25")
+    assert again.returncode == 0, again.stderr
+    assert f"resuming {child} from step 15" in again.stderr and "branching" not in again.stderr
+    assert steps(child) == [15, 20, 25]
+    assert_same_state(final_state(straight_run), final_state(child))
 
 
 def test_a_branch_takes_the_flags_given_and_the_rest_from_its_parent(tmp_path, straight_run):
