@@ -10,6 +10,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def experiment(name: str):
+    """experiments/NAME.py as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 FASHION_MNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,16 +88,20 @@ def steps(run) -> list[int]:
     return [step for step, _ in list_checkpoints(run)]
 
 
+def uninterrupted(tmp_path_factory, argv: list) -> Path:
+    """argv's run, trained without a stop: what a stopped and resumed run must end as."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    result = run_cli(*argv, "--run-dir", run)
+    assert result.returncode == 0, result.stderr
+    return run
+
+
 SIGNALLED = ["train", "vae", *TINY, "--num-training-steps", "300", "--saving-steps", "1000"]
 
 
 @pytest.fixture(scope="module")
 def straight_300(tmp_path_factory):
-    """SIGNALLED's run, uninterrupted: what a signalled and resumed run must end as."""
-    run = tmp_path_factory.mktemp("straight-300") / "run"
-    result = run_cli(*SIGNALLED, "--run-dir", run)
-    assert result.returncode == 0, result.stderr
-    return run
+    return uninterrupted(tmp_path_factory, SIGNALLED)
 
 
 @pytest.mark.slow
@@ -137,10 +142,7 @@ STOPPABLE = ["train", "vae", *TINY, "--steps", "25", "--saving-steps", "5"]
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("straight") / "run"
-    result = run_cli(*STOPPABLE, "--run-dir", run)
-    assert result.returncode == 0, result.stderr
-    return run
+    return uninterrupted(tmp_path_factory, STOPPABLE)
 
 
 def signals_after_step(patch: pytest.MonkeyPatch, step: int, *signums: int) -> None:

@@ -1,22 +1,16 @@
 """The sharpness measures of experiments/vaegan_comparison.py, on images the test draws: each
 must tell blur, grain and a faithful copy apart the way README's VAE/GAN results read them."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "vaegan_comparison.py"
+from conftest import experiment
 
 
 @pytest.fixture(scope="module")
 def comparison():
-    spec = importlib.util.spec_from_file_location("vaegan_comparison", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return experiment("vaegan_comparison")
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +70,7 @@ def test_edge_contrast_reads_the_strongest_edges_not_faint_texture(comparison, r
 
 @pytest.fixture(scope="module")
 def differences():
-    path = SCRIPT.with_name("celeba_differences.py")
-    spec = importlib.util.spec_from_file_location("celeba_differences", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return experiment("celeba_differences")
 
 
 def test_the_power_spectrum_puts_a_stripe_pattern_at_its_own_frequency(differences):

@@ -1,7 +1,6 @@
 """experiments/prior_gap.py: the Gaussian fit to the aggregate posterior, its KL from the prior,
 how many directions carry the posterior means, and the script end to end on a trained VAE."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,17 +8,14 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, experiment
 
 SCRIPT = REPO / "experiments" / "prior_gap.py"
 
 
 @pytest.fixture(scope="module")
 def prior_gap():
-    spec = importlib.util.spec_from_file_location("prior_gap", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return experiment("prior_gap")
 
 
 def test_the_kl_of_the_fit_is_the_closed_form_of_its_mean_and_full_covariance(prior_gap):
