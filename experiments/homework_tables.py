@@ -127,9 +127,10 @@ def dcgan_table(out: Path, split: str) -> tuple[list[str], dict[int, list[float]
 
 
 def diagnostics_table(out: Path) -> list[str]:
-    """Each VAE run's last validation (the 10,000 test images): KL and reconstruction error in
-    nats, active latent dimensions (Burda et al.: Cov_x(E_q[z_i]) > 0.01), and the fraction of
-    Enc-4's and Enc-5's ReLU units never positive on them (genlab/models/diagnostics.py)."""
+    """Each VAE run's last validation: KL and reconstruction error in nats over the 10,000 test
+    images; active latent dimensions (Burda et al.: Cov_x(E_q[z_i]) > 0.01) and the fraction of
+    Enc-4's and Enc-5's ReLU units never positive, on the first 500 of them
+    (genlab/models/diagnostics.py, genlab.train.trainer.DIAGNOSTIC_IMAGES)."""
     lines = ["| latent | seed | step | val KL | val rec | active dims | Enc-4 dead | Enc-5 dead |",
              "|---|---|---|---|---|---|---|---|"]
     for latent in LATENTS:
