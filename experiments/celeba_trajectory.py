@@ -14,7 +14,9 @@ sessions:
 
 writes OUT/trajectory.md and OUT/trajectory.json (a row per model per kept checkpoint, in order
 of training, the models interleaved) and, with --figures, celeba64-fid-by-images.png and
-celeba64-edge-contrast-by-images.png there. --until: no checkpoint is started that the time
+celeba64-edge-contrast-by-images.png there. Each rung of a model with an encoder also gets
+experiments/prior_gap.py's measures (how far its aggregate posterior is from the prior, and the
+diversity of prior against fitted draws), kept in OUT/prior_gap.json and OUT/prior_gap.md. --until: no checkpoint is started that the time
 (a wall-clock time `date -d` reads) would cut; those rows say "out of time", and the next call
 scores them.
 """
@@ -31,9 +33,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from gpu_lab import score_runs, trajectory_table  # noqa: E402
+from prior_gap import measure as measure_prior_gap  # noqa: E402  (gpu_lab puts experiments/ on the path)
 
 RUNS = ("dcgan64", "vae-larsen64", "vaegan")   # experiments/celeba_long.sh's folder names
 PER_CHECKPOINT_S = 600  # an fp32 FID of 3,000 images on a 2-core CPU, with margin
+PRIOR_GAP_S = 180       # a checkpoint loaded, 660 faces encoded, 192 images decoded
+PRIOR_GAP_COLUMNS = (("kl_from_prior_nats", "KL of q(z)'s fit from N(0, I)", ".0f"),
+                     ("cov_mu_participation_ratio", "directions carrying Cov(mu)", ".1f"),
+                     ("cov_mu_share_of_10_largest", "share of its 10 largest", ".2f"),
+                     ("diversity_fitted", "diversity, fitted draws", ".3f"),
+                     ("diversity_prior", "diversity, prior draws", ".3f"))
 
 
 def plot(rows: list[dict], key: str, label: str, path: Path) -> None:
@@ -54,6 +63,42 @@ def plot(rows: list[dict], key: str, label: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def prior_gaps(out: Path, rows: list[dict], deadline: float, log) -> list[dict]:
+    """prior_gap.py's measures of every scored rung of a model with an encoder, each measured
+    once and kept in OUT/prior_gap.json; rungs the deadline leaves no time for wait for the next
+    call."""
+    from genlab.fsutil import atomic_open
+
+    path = out / "prior_gap.json"
+    kept = {(r["model"], r["step"]): r for r in json.loads(path.read_text())} if path.is_file() else {}
+    for row in rows:
+        key = (row["model"], row["step"])
+        if "pixel_mse" not in row or key in kept or deadline - time.monotonic() < PRIOR_GAP_S:
+            continue
+        result = measure_prior_gap(out / row["model"], row["step"], images=660, draws=64)
+        diversity = result["diversity"]
+        kept[key] = {"model": row["model"], "step": row["step"], "images": row["images"],
+                     **{k: v for k, v in result.items()
+                        if k not in ("sets", "diversity", "run", "model", "step")},
+                     "diversity_real": diversity["real"],
+                     "diversity_fitted": diversity["fitted draws"],
+                     "diversity_prior": diversity["prior draws"]}
+        log(f"prior gap {json.dumps(kept[key])}")
+        with atomic_open(path, "w") as f:
+            f.write(json.dumps(sorted(kept.values(), key=lambda r: (r["step"], r["model"])),
+                               indent=2))
+    return sorted(kept.values(), key=lambda r: (r["step"], r["model"]))
+
+
+def prior_gap_table(gaps: list[dict]) -> list[str]:
+    lines = ["| model | step | images seen | " + " | ".join(label for _, label, _ in PRIOR_GAP_COLUMNS)
+             + " |", "|---" * (3 + len(PRIOR_GAP_COLUMNS)) + "|"]
+    for gap in gaps:
+        lines.append(f"| {gap['model']} | {gap['step']} | {gap['images']:,} | " + " | ".join(
+            format(gap[key], fmt) for key, _, fmt in PRIOR_GAP_COLUMNS) + " |")
+    return lines
 
 
 def main() -> None:
@@ -90,6 +135,10 @@ def main() -> None:
     table = "\n".join(trajectory_table(rows)) + "\n"
     (args.out / "trajectory.md").write_text(table)
     print(table)
+    gaps = prior_gaps(args.out, rows, deadline, lambda message: print(message, flush=True))
+    gap_table = "\n".join(prior_gap_table(gaps)) + "\n"
+    (args.out / "prior_gap.md").write_text(gap_table)
+    print(gap_table)
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
         plot(rows, "fid", f"FID ({args.fid_samples:,} vs {args.fid_samples:,} training faces)",

@@ -58,3 +58,20 @@ def test_the_script_measures_a_vae_run_and_refuses_a_run_without_an_encoder(prio
     # SystemExit with a sentence: the command prints it and exits 1, no traceback.
     with pytest.raises(SystemExit, match="dcgan run, which has no encoder"):
         prior_gap.measure(digit_runs / "dcgan", None, 40, 8)
+
+
+def test_the_trajectory_measures_each_encoder_rung_once_and_tabulates_it(digit_runs, monkeypatch):
+    trajectory = experiment("celeba_trajectory")
+    rows = [{"model": "vae", "step": 20, "images": 1280, "pixel_mse": 0.05},
+            {"model": "dcgan", "step": 20, "images": 1280}]  # no encoder: not measured
+    said = []
+    [gap] = trajectory.prior_gaps(digit_runs, rows, deadline=float("inf"), log=said.append)
+    assert (gap["model"], gap["step"], gap["images"]) == ("vae", 20, 1280)
+    assert gap["latent_dim"] == 2 and 0 < gap["diversity_prior"] and 0 < gap["diversity_fitted"]
+    assert len(said) == 1 and said[0].startswith("prior gap ")
+    # Kept in OUT/prior_gap.json: a second call reads it and measures nothing.
+    monkeypatch.setattr(trajectory, "measure_prior_gap", lambda *a, **k: pytest.fail("measured twice"))
+    assert trajectory.prior_gaps(digit_runs, rows, float("inf"), said.append) == [gap]
+    [header, rule, line] = trajectory.prior_gap_table([gap])
+    assert header.startswith("| model | step | images seen | KL of q(z)'s fit")
+    assert line.startswith("| vae | 20 | 1,280 | ")
