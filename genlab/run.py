@@ -121,6 +121,9 @@ def _tag(config: RunConfig) -> str:
 # that may change on resuming (the others must equal the stored value).
 DEFAULT, MODEL_DEFAULT, FLAG, RUN_FOLDER = "default", "model default", "flag", "run folder"
 PARENT = "parent checkpoint"  # a new run's settings taken from its --branch-from checkpoint
+# Settings of the process that trained the parent, not of its training: a branch is a new run,
+# so it starts from their defaults (the parent's --max-time would otherwise cut it short).
+NOT_INHERITED = ("max_time",)
 
 
 @dataclass
@@ -249,8 +252,13 @@ def _branch_plan(folder: Path, model_name: str, settings: dict[str, Any]) -> Run
     except (TypeError, ValueError):
         stored = None  # from_dict says what is wrong
     config = config_from_dict(stored, source=f"the configuration stored in {path}")
+    for name in NOT_INHERITED:
+        section = _section_of(config, name)
+        setattr(section, name, next(f.default for f in dataclasses.fields(section)
+                                    if f.name == name))
     _apply(config, settings)
-    sources = {name: FLAG if name in settings else PARENT for name in _field_names(config)}
+    sources = {name: FLAG if name in settings else DEFAULT if name in NOT_INHERITED else PARENT
+               for name in _field_names(config)}
     return RunPlan(config, folder, False, sources, frozenset(settings), True,
                    parent=(payload, path))
 

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import shlex
+import re
 import signal
 import subprocess
 import sys
@@ -265,6 +266,18 @@ def test_a_branch_run_again_by_the_same_command_resumes_from_its_own_checkpoint(
     assert f"resuming {child} from step 15" in again.stderr and "branching" not in again.stderr
     assert steps(child) == [15, 20, 25]
     assert_same_state(final_state(straight_run), final_state(child))
+
+
+def test_a_branch_does_not_inherit_the_parents_max_time(tmp_path):
+    parent = tmp_path / "parent"
+    trained = run_cli("train", "vae", *TINY, "--steps", "2", "--saving-steps", "2", "--max-time",
+                      "1h", "--run-dir", parent)
+    assert trained.returncode == 0, trained.stderr
+    argv = ["train", "vae", "--branch-from", checkpoint_of_step(parent, 2), "--steps", "4",
+            "--run-dir", tmp_path / "child", "--dry-run"]
+    shown = run_cli(*argv).stdout
+    assert re.search(r"train\s+max_time\s+-\s+default", shown), shown
+    assert re.search(r"train\s+max_time\s+60\s+flag", run_cli(*argv, "--max-time", "1m").stdout)
 
 
 def test_a_branch_takes_the_flags_given_and_the_rest_from_its_parent(tmp_path, straight_run):
