@@ -66,7 +66,7 @@ def diversity(images: torch.Tensor) -> float:
 def measure(run: Path, step: int | None, images: int, draws: int, seed: int = 1) -> dict:
     trained = load_run(run, torch.device("cpu"), warn=print, step=step)
     model, config = trained.model, trained.config
-    if not hasattr(model, "encode"):
+    if not model.can("encoder"):  # the spec says so (genlab.models.specs.CAPABILITIES)
         raise SystemExit(f"{run} is a {config.model} run, which has no encoder: prior_gap "
                          "measures runs that have one (vaegan, vae)")
     real = load_split(config.data, config.data.val_split).images[:images]  # (N, C, H, W) uint8
