@@ -112,8 +112,10 @@ def train_and_report(model_name: str, settings: dict, run_dir: str | None, conso
         print_resume(resume)
         return STOP_EXIT_CODES[result.stop]
     if outcome.already_trained:
-        console.say(f"{outcome.folder} is already trained to step {result.step}; pass "
-                    "--num-training-steps with a larger number to train further")
+        # The default folder's name holds the run's length, so a larger --steps alone would
+        # start a new run: name this folder too.
+        console.say(f"{outcome.folder} is already trained to step {result.step}; to train it "
+                    f"further, pass a larger --steps with --run-dir {outcome.folder}")
     else:
         console.say(f"trained to step {result.step} ({result.images_per_second:.0f} images/s)")
     records = outcome.records or []
