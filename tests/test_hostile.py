@@ -201,6 +201,7 @@ def test_a_full_or_read_only_disk_while_logging_is_one_sentence(tmp_path, monkey
     with pytest.raises(GenlabError, match=words) as error:
         trainer.fit()
     assert "the last checkpoint is intact" in str(error.value)
+    assert "events.out.tfevents" in str(error.value)  # the file that failed, not scalars.jsonl
     assert "\n" not in str(error.value)
 
 

@@ -103,23 +103,24 @@ class RunLogger:
         except OSError as exc:
             raise GenlabError(cannot_write(path, exc)) from None
 
-    def _writing(self, what: Callable[[], None]) -> None:
-        """A log write; a full disk or a read-only folder becomes one sentence (the last
-        checkpoint is intact), as for checkpoints."""
+    def _writing(self, what: Callable[[], None], file: Path | None = None) -> None:
+        """A log write to `file` (default: the TensorBoard events file); a full disk or a
+        read-only folder becomes one sentence (the last checkpoint is intact), as for
+        checkpoints."""
         try:
             what()
         except OSError as exc:
-            raise GenlabError(f"{cannot_write(self.run_dir / SCALARS_FILE, exc)}; the last "
-                              "checkpoint is intact") from None
+            file = file or Path(self.writer.get_logdir()) / "events.out.tfevents.*"
+            raise GenlabError(f"{cannot_write(file, exc)}; the last checkpoint is intact") from None
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        def write():
-            for tag, value in values.items():
-                self.writer.add_scalar(tag, value, step)
+        def write_jsonl():
             self._jsonl.write(json.dumps({"step": step, "time": round(time.time(), 3), **values})
                               + "\n")
             self._jsonl.flush()
-        self._writing(write)
+        self._writing(lambda: [self.writer.add_scalar(tag, value, step)
+                               for tag, value in values.items()])
+        self._writing(write_jsonl, self.run_dir / SCALARS_FILE)
 
     def images(self, step: int, grids: dict[str, torch.Tensor]) -> None:
         """grids: name -> images (N, C, H, W) in [0, 1], logged as `images/<name>`."""
