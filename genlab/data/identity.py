@@ -3,9 +3,9 @@ published digests of the official MNIST and Fashion-MNIST files.
 
 The two data sets use the same file names (`train-images-idx3-ubyte.gz`, ...), so a folder's
 names say nothing about which one it holds. The gzip wrapper says nothing either: the same
-payload recompressed (Debian's package, a mirror) has another md5. The payload's md5 is what
-the data sets' publishers list for the decompressed files (torchvision's MNIST classes carried
-the same table), so it is what is compared.
+payload recompressed (Debian's package, a mirror) has another md5. So what is compared is the
+payload's md5, against the digests of the official files' payloads (computed from the files whose
+gzip md5s the publishers and torchvision list).
 
 A digest costs one pass over the decompressed file (about 0.3 s for the 47 MB training
 images); it is cached per file under the user cache, keyed by the file's absolute path, size and

@@ -40,9 +40,9 @@ def _remote_pairs(checksums: dict[str, str]) -> dict[str, tuple[RemoteFile, Remo
             for split, p in prefix.items()}
 
 
-# md5 of the official gzip files, as published with the data sets (and used by torchvision), and
-# of their decompressed payloads (what identifies a file whatever its gzip wrapper: torchvision's
-# MNIST and FashionMNIST classes listed these too; genlab.data.identity).
+# md5 of the official gzip files (as Fashion-MNIST's README and torchvision's MNIST classes list
+# them), and of their decompressed payloads, computed from those files: the payload identifies a
+# file whatever its gzip wrapper (genlab.data.identity).
 MNIST = IDXDataset(
     name="mnist",
     title="MNIST handwritten digits",
