@@ -116,15 +116,26 @@ def test_contract_a_resumed_run_and_a_branch_end_bit_for_bit_like_a_straight_one
     assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "branch"))
 
 
-def test_a_branch_that_changes_the_optimiser_is_refused(faces, tmp_path):
+def test_a_branch_that_changes_the_optimiser_is_refused_and_one_that_changes_the_logged_losses_logs_both(
+        faces, tmp_path):
     from genlab.checkpoint import checkpoint_path, load_checkpoint
+    from genlab.train.logging import read_scalars
 
-    settings = small_settings("vaegan", faces)  # RMSprop by default; --optimizer adam
-    trainer_for("vaegan", settings, tmp_path / "parent", 2, 2).fit()
-    branch = trainer_for("vaegan", {**settings, "optimizer": "adam"}, tmp_path / "branch", 4, 2)
-    parent = checkpoint_path(tmp_path / "parent", 2)
+    # The parent's step-3 checkpoint falls between logging steps (every 2): step 3 unlogged.
+    settings = {**small_settings("vaegan", faces), "logging_steps": 2}
+    trainer_for("vaegan", settings, tmp_path / "parent", 4, 3).fit()
+    parent = checkpoint_path(tmp_path / "parent", 3)
+    branch = trainer_for("vaegan", {**settings, "optimizer": "adam"}, tmp_path / "refused", 4, 2)
     with pytest.raises(GenlabError, match="change the encoder optimiser of --branch-from"):
-        branch.branch(load_checkpoint(parent), parent)
+        branch.branch(load_checkpoint(parent), parent)  # RMSprop by default; --optimizer adam
+    # --equilibrium-margin adds two logged values: the parent's step 3 keeps its own names.
+    branch = trainer_for("vaegan", {**settings, "equilibrium_margin": 0.35}, tmp_path / "branch",
+                         4, 4)
+    branch.branch(load_checkpoint(parent), parent)
+    branch.fit()
+    records = {r["step"]: r for r in read_scalars(tmp_path / "branch") if "train/kl" in r}
+    assert sorted(records) == [3, 4]
+    assert "train/decoder_updated" not in records[3] and "train/decoder_updated" in records[4]
 
 
 def test_contract_covers_every_registered_model():

@@ -532,8 +532,9 @@ class Trainer:
         return values
 
     def _log_window(self, logger: RunLogger, progress: Progress, window: list[torch.Tensor],
-                    names: list[str]) -> None:
-        """Log the means of the window's losses (and the skipped-batch count), then empty it."""
+                    names: list[str], step: int | None = None) -> None:
+        """Log the means of the window's losses (and the skipped-batch count) at `step` (default:
+        this one), then empty it."""
         scalars = {}
         if window:
             means = self._check_finite(window, names).mean(0)
@@ -541,7 +542,7 @@ class Trainer:
             progress.loss({n: float(v) for n, v in zip(names, means) if n in self._minimised})
         if self.config.train.nonfinite == "skip":
             scalars["train/skipped_batches"] = float(self.skipped_batches)
-        logger.scalars(self.step, scalars)
+        logger.scalars(self.step if step is None else step, scalars)
         window.clear()
 
     def _kept(self) -> str:
@@ -570,6 +571,11 @@ class Trainer:
                 while self.step < total and not stop.requested:
                     losses = self._step_or_say_why()
                     if losses is not None:  # None: a batch --nonfinite skip dropped
+                        if window and list(losses) != names:
+                            # A branch whose flags change the logged losses (for example
+                            # --equilibrium-margin): the parent's unlogged steps are logged
+                            # under their own names, at the step it stopped.
+                            self._log_window(logger, progress, window, names, self.step - 1)
                         names[:] = list(losses)
                         window.append(torch.stack(list(losses.values())))
                     progress.advance()
