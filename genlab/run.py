@@ -57,12 +57,6 @@ def new_config(model_name: str, settings: dict[str, Any]) -> RunConfig:
                        train=TrainConfig(**spec.train_defaults), image_shape=(0, 0, 0))
     _apply(config, settings)
     spec.fill_defaults(config.model_config)
-    if config.data.data_path is not None:
-        if "dataset" in settings:
-            raise GenlabError(f"--dataset {settings['dataset']} and --data "
-                              f"{config.data.data_path} name two data sources; pass one of them")
-        # Named after the file or folder: run folders and FID records say what was trained on.
-        config.data.dataset = Path(config.data.data_path.rstrip("/")).stem or "data"
     return config
 
 
@@ -72,6 +66,20 @@ def _apply(config: RunConfig, settings: dict[str, Any]) -> None:
     for name, value in settings.items():
         setattr(_section_of(config, name), name, value)
     _steps_or_epochs(config, settings)
+    _data_source(config, settings)
+
+
+def _data_source(config: RunConfig, settings: dict[str, Any]) -> None:
+    """--data and --dataset name one data source between them (a branch's flag replaces its
+    parent's source); a run on a file or folder is named after it."""
+    if "dataset" in settings:
+        if "data_path" in settings:
+            raise GenlabError(f"--dataset {settings['dataset']} and --data "
+                              f"{settings['data_path']} name two data sources; pass one of them")
+        config.data.data_path = None
+    if config.data.data_path is not None:
+        # Named after the file or folder: run folders and FID records say what was trained on.
+        config.data.dataset = Path(config.data.data_path.rstrip("/")).stem or "data"
 
 
 def _steps_or_epochs(config: RunConfig, settings: dict[str, Any]) -> None:
@@ -163,8 +171,9 @@ def plan_run(model_name: str, settings: dict[str, Any], run_dir: str | Path | No
     the plan's `with` block ends.
     """
     if settings.get("branch_from") is not None:
-        # Absolute, so that the same parent given from another directory is the same setting.
-        settings = {**settings, "branch_from": str(Path(settings["branch_from"]).absolute())}
+        # Resolved, so that the same parent given from another directory (or through a link)
+        # is the same setting.
+        settings = {**settings, "branch_from": str(Path(settings["branch_from"]).resolve())}
         if not run_dir:
             raise GenlabError("--branch-from needs --run-dir: the new run's own folder (a "
                               "default one could be the parent's)")

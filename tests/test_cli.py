@@ -22,6 +22,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import REPO, SHARED_MNIST, needs_inception, needs_shared_mnist, run_cli
 from genlab.cli import build_parser
 from genlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from genlab.errors import GenlabError
 from genlab.options import format_duration
 from genlab.run import checkpoint_of_step
 from genlab.train import api, trainer
@@ -301,6 +302,25 @@ def test_a_branch_takes_the_flags_given_and_the_rest_from_its_parent(tmp_path, s
                            next(iter(parent_at_15["model"].values())))
     again = run_cli(*argv)  # the same command again: the stored parent is the same setting
     assert again.returncode == 0 and "already trained to step 15" in again.stderr, again.stderr
+
+
+def test_a_branchs_data_flag_replaces_its_parents_data_source(tmp_path, straight_run):
+    from genlab.run import _apply, new_config, plan_run
+
+    parent = str(checkpoint_of_step(straight_run, 10))  # trained on --dataset digits
+    on_file = plan_run("vae", {"branch_from": parent, "data_path": "/data/faces.h5"},
+                       tmp_path / "child").config.data
+    assert (on_file.data_path, on_file.dataset) == ("/data/faces.h5", "faces")  # named after it
+    on_set = plan_run("vae", {"branch_from": parent, "dataset": "fashion-mnist"},
+                      tmp_path / "child").config.data
+    assert (on_set.data_path, on_set.dataset) == (None, "fashion-mnist")
+    with pytest.raises(GenlabError, match="name two data sources"):
+        plan_run("vae", {"branch_from": parent, "dataset": "mnist", "data_path": "/d/f.h5"},
+                 tmp_path / "child")
+    # A parent trained on a file: --dataset drops its file (the branch would train on it).
+    parents = new_config("vae", {"data_path": "/data/faces.h5"})
+    _apply(parents, {"dataset": "mnist"})
+    assert (parents.data.data_path, parents.data.dataset) == (None, "mnist")
 
 
 @pytest.mark.parametrize("flags, fragment", [
