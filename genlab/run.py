@@ -229,6 +229,11 @@ def _plan_in(folder: Path, fresh: RunConfig, model_name: str, settings: dict[str
         if _is_resumable(section, name):
             setattr(section, name, value)
             sources[name] = FLAG
+        elif name == "branch_from" and getattr(section, name) != value:
+            held = getattr(section, name)
+            raise GenlabError(f"{folder} holds " + (f"a branch from {held}" if held else
+                              "a run of its own") + f", not a branch from {value}; choose "
+                              "another --run-dir for this branch")
         elif getattr(section, name) != value:
             raise GenlabError(f"{flag_name(name)} {value} differs from the run in {folder} "
                               f"({name} = {getattr(section, name)}); a run's settings are fixed "

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import shlex
+import shutil
 import re
 import signal
 import subprocess
@@ -328,12 +329,16 @@ def test_a_branchs_data_flag_replaces_its_parents_data_source(tmp_path, straight
     (["--seed", "1", "--run-dir", "{child}"], "--seed 1 has no effect on a branch"),
     (["--steps", "10", "--run-dir", "{child}"], "so a branch to step 10 has nothing to train"),
     ([], "--branch-from needs --run-dir"),
+    (["--run-dir", "{other}"], "holds a run of its own, not a branch from"),
     (["--run-dir", "{parent}"], "is a checkpoint of --run-dir"),
 ])
 def test_a_branch_that_cannot_be_refuses_in_one_sentence_and_writes_nothing(
         tmp_path, straight_run, flags, fragment):
     child = tmp_path / "child"
-    flags = [flag.format(child=child, parent=straight_run) for flag in flags]
+    other = tmp_path / "other"  # a run in the folder named: a branch must not extend it
+    if "{other}" in flags:
+        shutil.copytree(straight_run, other)
+    flags = [flag.format(child=child, parent=straight_run, other=other) for flag in flags]
     before = sorted(straight_run.rglob("*"))
     result = run_cli("train", "vae", "--branch-from", checkpoint_of_step(straight_run, 10),
                      *flags)
