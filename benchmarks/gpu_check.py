@@ -184,7 +184,7 @@ def vaegan_row(device: torch.device, data: Path | None, weights: str | None, sec
             trained = load_run(run, device, print)
             config, model, step, path = trained.config, trained.model, trained.step, trained.checkpoint
             [record] = evaluate_run(config, model, step, path, EvalConfig(
-                fid_samples=16 if smoke else 1000, fid_precision="bf16" if device.type == "cuda"
+                fid_samples=16 if smoke else 1000, fid_precision="bf16" if has_bf16(device)
                 else "fp32", inception_weights=weights), device, print, print)
             row.update(fid=record.get("fid"), kid=record.get("kid"), fid_protocol=record["settings"]["protocol"])
         except Exception as exc:  # a benchmark records what failed and carries on
