@@ -629,6 +629,22 @@ def test_fid_on_too_few_images_is_refused_before_extraction(tmp_path, monkeypatc
     assert_one_sentence_error(result, words, f"A has {count}")
 
 
+def test_too_few_fid_samples_are_refused_before_training_or_generating(trained, tmp_path,
+                                                                       monkeypatch):
+    from genlab.metrics import evaluate
+
+    def no_generating(*args, **kwargs):
+        raise AssertionError("images were generated")
+    monkeypatch.setattr(evaluate, "generated_stats", no_generating)
+    # The default --metrics all includes precision/recall, which needs 4 images a side.
+    words = "--fid-samples 3 is too few; pr needs at least 4 images a side"
+    assert_one_sentence_error(in_process("eval", trained, "--fid-samples", "3"), words)
+    run = tmp_path / "run"
+    assert_one_sentence_error(in_process("train", "vae", *TINY, "--steps", "2", "--fid-samples",
+                                         "3", "--run-dir", run), words)
+    assert not run.exists()  # refused before the first step
+
+
 # --- output paths checked up front -----------------------------------------------------------
 
 def test_an_output_folder_that_is_a_file_is_refused_up_front(trained, tmp_path):

@@ -42,11 +42,23 @@ Log = Callable[[str], None]
 
 def check_ready(eval_cfg: EvalConfig, device: torch.device) -> None:
     """Fail now, not after hours of training, when FID could not be computed at the end."""
-    registry.parse_metrics(eval_cfg.metrics)
+    names = registry.parse_metrics(eval_cfg.metrics)
     if eval_cfg.fid_samples:
+        check_fid_samples(names, eval_cfg.fid_samples)
         check_precision(eval_cfg.fid_precision, device)
         check_resize(eval_cfg.fid_resize)
         verify_weights(find_weights(eval_cfg.inception_weights))
+
+
+def check_fid_samples(names: tuple[str, ...], n: int) -> None:
+    """--fid-samples against what every metric asked for needs (Metric.min_samples), before
+    anything is generated."""
+    short = [registry.METRICS[name] for name in names if n < registry.METRICS[name].min_samples]
+    if short:
+        metric = max(short, key=lambda m: m.min_samples)
+        raise GenlabError(f"--fid-samples {n} is too few; {metric.name} needs at least "
+                          f"{metric.min_samples} images a side (the homework's protocol uses "
+                          "3000)")
 
 
 class _Progress:
@@ -239,9 +251,7 @@ def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg
     started = time.perf_counter()
     names = registry.parse_metrics(eval_cfg.metrics)
     n = eval_cfg.fid_samples
-    if n < 2:
-        raise GenlabError(f"--fid-samples {n} is too few; FID and KID need at least 2 images "
-                          "(the homework's protocol uses 3000)")
+    check_fid_samples(names, n)
     splits = splits or reference_splits(config, eval_cfg)
     for split in splits:
         check_reference_count(config.data, split, n)  # before any generating
@@ -264,8 +274,10 @@ def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg
         }
         append_record(checkpoint, record)
         records.append(record)
-    # TensorBoard's metrics/* curves: the headline reference's (its tags carry no split).
-    log_tensorboard(checkpoint.parent.parent, step, registry.values_of(records[0]))
+    # TensorBoard's metrics/* curves: the headline reference's (its tags carry no split), so
+    # not when only another split was missing and is scored now.
+    if splits[0] == reference_splits(config, eval_cfg)[0]:
+        log_tensorboard(checkpoint.parent.parent, step, registry.values_of(records[0]))
     return records
 
 
