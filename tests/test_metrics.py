@@ -246,6 +246,26 @@ def test_a_record_that_cannot_be_written_stops_with_the_score_in_the_sentence(tm
         append_record(checkpoint, {"fid": 12.34, "kid": 0.01})
 
 
+def test_a_record_appended_after_a_torn_line_is_kept_whole(tmp_path):
+    from genlab.metrics.records import append_record, metrics_path, read_records
+
+    checkpoint = tmp_path / "step-00000020.pt"
+    metrics_path(checkpoint).write_text('{"fid": 1.0}\n{"fid": 2.')  # a full disk tore line 2
+    append_record(checkpoint, {"fid": 3.0})
+    assert read_records(checkpoint) == [{"fid": 1.0}, {"fid": 3.0}]
+
+
+def test_a_scores_file_that_cannot_be_read_is_one_sentence(tmp_path):
+    from genlab.errors import GenlabError
+    from genlab.metrics.records import metrics_path, read_records
+
+    checkpoint = tmp_path / "step-00000020.pt"
+    metrics_path(checkpoint).symlink_to(tmp_path / "gone.jsonl")  # a link to nothing
+    with pytest.raises(GenlabError, match=r"cannot read the scores file .*step-00000020-metrics"
+                                          r"\.jsonl .*delete it to score the checkpoint again"):
+        read_records(checkpoint)
+
+
 # --- improved precision and recall ------------------------------------------------------------
 
 def brute_force_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3):

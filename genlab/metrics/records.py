@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from genlab.errors import GenlabError
-from genlab.fsutil import read_lines, refuse_special
+from genlab.fsutil import cannot_write, read_lines, refuse_special
 
 MAX_RECORD_BYTES = 1 << 20  # a record is a few kB: a longer line is damage
 
@@ -33,11 +33,15 @@ def read_records(checkpoint: Path) -> list[dict]:
     records = []
     if not os.path.lexists(path):
         return records
-    for line in read_lines(path, max_line=MAX_RECORD_BYTES, what="scores file"):
-        with contextlib.suppress(ValueError, TypeError):  # None (too long), not JSON, not UTF-8
-            record = json.loads(line)
-            if isinstance(record, dict):
-                records.append(record)
+    try:
+        for line in read_lines(path, max_line=MAX_RECORD_BYTES, what="scores file"):
+            with contextlib.suppress(ValueError, TypeError):  # None (too long), not JSON, not UTF-8
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+    except OSError as exc:  # unreadable, or a link to nothing
+        raise GenlabError(f"cannot read the scores file {path} ({exc.strerror or exc}); make it "
+                          "readable, or delete it to score the checkpoint again") from None
     return records
 
 
@@ -55,14 +59,17 @@ def append_record(checkpoint: Path, record: dict) -> Path:
     except GenlabError as exc:
         raise GenlabError(f"cannot write {path} ({exc}); the scores were {_scores(record)}") from None
     try:
-        with open(path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        with open(path, "a+b") as f:
+            line = json.dumps(record, sort_keys=True).encode() + b"\n"
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a line torn by a full disk or a kill: end it first,
+                    line = b"\n" + line  # or this record would be glued to it and lost
+            f.write(line)
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        raise GenlabError(f"cannot write {path} ({exc.strerror}); the scores were "
-                          f"{_scores(record)}; make the run folder writable and run the command "
-                          "again") from None
+        raise GenlabError(f"{cannot_write(path, exc)}; the scores were {_scores(record)}") from None
     return path
 
 
