@@ -41,6 +41,17 @@ def test_a_sweep_passes_max_time_to_each_run_as_seconds():
         assert build_parser().parse_args(argv[3:]).max_time == 8400
 
 
+def test_the_table_takes_a_checkpoints_newest_score(tmp_path):
+    from genlab.metrics.records import append_record
+    from genlab.sweep import _latest_score
+
+    checkpoint = tmp_path / "checkpoints" / "step-00000010.pt"
+    checkpoint.parent.mkdir()
+    for fid in (30.0, 20.0):  # scored at training's end, then again by `genlab eval`
+        append_record(checkpoint, {"step": 10, "fid": fid, "metrics": ["fid"]})
+    assert _latest_score(tmp_path)["fid"] == 20.0
+
+
 def test_a_run_that_exited_0_before_its_last_step_is_tabulated_as_stopped_not_ok(tmp_path):
     """--max-time ends a run with exit 0 and a checkpoint short of its steps: the table must not
     call it done."""
