@@ -24,6 +24,7 @@ from genlab.run import build_model, new_config
 from genlab.checkpoint import (CheckpointError, checkpoint_path, latest_checkpoint,
                                      list_checkpoints, load_checkpoint)
 from genlab.distributed import SINGLE, Processes
+from genlab.metrics.records import metrics_path
 from genlab.train.logging import read_scalars
 from genlab.train.trainer import NonFiniteLossError, Trainer
 
@@ -215,7 +216,12 @@ def test_damaged_latest_checkpoint_is_reported_and_the_previous_used(tmp_path):
     payload, path = latest_checkpoint(tmp_path, warn=warnings.append)
     assert payload["step"] == 10 and path == checkpoint_path(tmp_path, 10)
     assert len(warnings) == 1 and str(latest) in warnings[0] and "damaged" in warnings[0]
-    assert make_trainer(tmp_path, 20, 10).step == 10  # a resumed run goes on from there
+    stale = metrics_path(latest)  # scores of the damaged weights
+    stale.write_text('{"step": 20, "fid": 1.0}\n')
+    resumed = make_trainer(tmp_path, 20, 10)
+    assert resumed.step == 10  # a resumed run goes on from there
+    resumed.fit()
+    assert not stale.exists()  # step 20 trained again: its old scores measured other weights
 
 
 class _RunsCode:

@@ -32,6 +32,7 @@ from genlab.distributed import SINGLE, Processes
 from genlab.train.logging import RunLogger
 from genlab.train.progress import Progress
 from genlab.grid import save_grid
+from genlab.metrics.records import metrics_path
 from genlab.hardware import has_bf16
 
 NUM_FIXED_LATENTS = 32   # the sample grid's latents, drawn once per run
@@ -508,6 +509,9 @@ class Trainer:
         stem = f"step-{self.step:08d}"
         for name, images in grids.items():
             save_grid(images, self.run_dir / "checkpoints" / f"{stem}-{name}.png")
+        # Scores stored for an earlier checkpoint of this step (one lost to damage, trained
+        # again) measured other weights.
+        metrics_path(checkpoint_path(self.run_dir, self.step)).unlink(missing_ok=True)
         path = save_checkpoint(self.run_dir, self.step, self._payload())
         prune_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
         logger.flush()
