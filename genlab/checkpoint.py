@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import pickle
 import re
 import warnings
@@ -79,6 +80,8 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read and verify one checkpoint; CheckpointError says what is wrong with it."""
     path = Path(path)
+    if not os.path.lexists(path):  # a mistyped name: not its marker's absence
+        raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         meta = json.loads(read_regular(_meta_path(path), MAX_MARKER_BYTES, "checkpoint marker"))
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8

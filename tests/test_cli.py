@@ -354,7 +354,8 @@ def test_a_branch_from_a_damaged_checkpoint_or_a_folder_names_it(tmp_path, strai
     data[len(data) // 2] ^= 0xFF
     damaged.write_bytes(bytes(data))
     damaged.with_suffix(".json").write_bytes(source.with_suffix(".json").read_bytes())
-    for parent, fragment in ((damaged, "is damaged"), (straight_run, "is a folder")):
+    for parent, fragment in ((damaged, "is damaged"), (straight_run, "is a folder"),
+                             (damaged.with_name("step-00000011.pt"), "does not exist")):
         result = run_cli("train", "vae", "--branch-from", parent, "--run-dir", tmp_path / "child")
         assert_one_sentence_error(result, f"--branch-from", fragment)
         assert not (tmp_path / "child").exists()
