@@ -24,7 +24,7 @@ and writes one PNG: a row of real images, then each model's reconstructions, the
 samples from the same fixed prior draws (the first rows of `genlab sample`'s grid).
 
 Usage:  .venv/bin/python experiments/vaegan_comparison.py RUN [RUN ...] -o comparison.png
-        [--images 256] [--columns 12] [--step N]
+        [--images 256] [--columns 12] [--step N] [--bootstrap 2000]
 """
 
 from __future__ import annotations
@@ -65,10 +65,9 @@ def image_gradient(images: torch.Tensor) -> torch.Tensor:
     return torch.stack([dx, dy], dim=2)
 
 
-def edge_contrast(reconstructions: torch.Tensor, real: torch.Tensor,
-                  edge_fraction: float = 0.1) -> float:
-    """How steep the reconstructions' edges are where the real images have their strongest
-    edges, along the real gradient: 1 = as the data, < 1 blurred; unbiased by grain."""
+def edge_parts(reconstructions: torch.Tensor, real: torch.Tensor,
+               edge_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image, over its strongest edges: sum(grad r . grad x) and sum(|grad x|^2), each (N,)."""
     real_grad = image_gradient(real)
     recon_grad = image_gradient(reconstructions)
     strength = real_grad.square().sum(dim=2).flatten(1)  # (N, C*(H-1)*(W-1)): |grad x|^2
@@ -76,7 +75,31 @@ def edge_contrast(reconstructions: torch.Tensor, real: torch.Tensor,
     threshold = strength.topk(k, dim=1).values[:, -1:]  # (N, 1): each image's k-th largest
     edges = strength >= threshold
     projected = (recon_grad * real_grad).sum(dim=2).flatten(1)  # (N, ...): grad r . grad x
-    return (projected[edges].sum() / strength[edges].sum()).item()
+    return (projected * edges).sum(1), (strength * edges).sum(1)
+
+
+def edge_contrast(reconstructions: torch.Tensor, real: torch.Tensor,
+                  edge_fraction: float = 0.1) -> float:
+    """How steep the reconstructions' edges are where the real images have their strongest
+    edges, along the real gradient: 1 = as the data, < 1 blurred; unbiased by grain."""
+    projected, strength = edge_parts(reconstructions, real, edge_fraction)
+    return (projected.sum() / strength.sum()).item()
+
+
+def edge_contrast_difference(recon_a: torch.Tensor, recon_b: torch.Tensor, real: torch.Tensor,
+                             resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """A's edge contrast minus B's on the same real images, and its 95% interval over images
+    (a paired bootstrap: each resample draws images with replacement and scores both on them).
+    It is the spread of the test images, not of training: one run each cannot give that."""
+    a, strength = edge_parts(recon_a, real)
+    b, _ = edge_parts(recon_b, real)
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randint(0, len(real), (resamples, len(real)), generator=g)  # (R, N)
+    total = strength[picks].sum(1)
+    differences = (a[picks].sum(1) - b[picks].sum(1)) / total
+    low, high = torch.quantile(differences.double(), torch.tensor([0.025, 0.975],
+                                                                 dtype=torch.float64)).tolist()
+    return ((a.sum() - b.sum()) / strength.sum()).item(), low, high
 
 
 def laplacian_variance(images: torch.Tensor) -> float:
@@ -115,6 +138,9 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=12)
     parser.add_argument("--step", type=int, default=None,
                         help="the checkpoint of this step in every run (default: each run's latest)")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="RESAMPLES",
+                        help="also give each pair of encoders' edge contrast difference with its "
+                        "95%% interval over the images (a paired bootstrap of this many resamples)")
     args = parser.parse_args()
 
     config = load_run(args.runs[0], torch.device("cpu"), warn=print).config
@@ -131,6 +157,14 @@ def main() -> None:
         edges = f"{r['edge_contrast']:.3f}" if "edge_contrast" in r else "-"
         print(f"{r['run']:<40} {r['model']:<7} {r['step']:>6} {mse:>10} {sharp:>12} "
               f"{detail:>13} {edges:>14} {r['sample_sharpness']:>13.3f}")
+    encoders = [r for r in results if "recon" in r]
+    real = real_uint8.float() / 255
+    for i, a in enumerate(encoders if args.bootstrap else []):
+        for b in encoders[i + 1:]:
+            difference, low, high = edge_contrast_difference(a["recon"], b["recon"], real,
+                                                             args.bootstrap)
+            print(f"edge contrast, {a['run']} minus {b['run']}: {difference:+.4f} (95% interval "
+                  f"over the {len(real)} images {low:+.4f} to {high:+.4f})")
     k = args.columns
     rows = [real_uint8[:k].float() / 255] + [r["recon"][:k] for r in results if "recon" in r]
     rows += [r["samples"][:k] for r in results]

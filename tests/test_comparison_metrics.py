@@ -91,3 +91,14 @@ def test_blur_lowers_the_high_frequency_power_and_grain_raises_it(differences, r
     g = torch.Generator().manual_seed(2)
     grainy = rectangles + 0.05 * torch.randn(rectangles.shape, generator=g)
     assert differences.high_frequency_ratio(differences.radial_power_spectrum(grainy), real) > 1.5
+
+
+def test_the_edge_contrast_difference_is_paired_and_its_interval_covers_it(comparison, rectangles):
+    blurred, more_blurred = box_blur(rectangles), box_blur(rectangles, 9)
+    difference, low, high = comparison.edge_contrast_difference(blurred, more_blurred, rectangles,
+                                                                resamples=500)
+    assert difference == pytest.approx(comparison.edge_contrast(blurred, rectangles)
+                                       - comparison.edge_contrast(more_blurred, rectangles))
+    assert 0 < low < difference < high  # every image's edges are flatter under more blur
+    # The same reconstructions on both sides differ by nothing, in every resample.
+    assert comparison.edge_contrast_difference(blurred, blurred, rectangles, 100) == (0, 0, 0)
