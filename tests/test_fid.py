@@ -290,6 +290,10 @@ def test_fid_reference_both_scores_the_same_samples_against_the_training_and_hel
     assert "computing the features of 16 generated images" in added.stderr
     kept, new = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert kept == train_record and new["fid"] == pytest.approx(held_out["fid"], rel=1e-6)
+    # TensorBoard's metrics/fid is the training split's score only: the added one is not logged.
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    assert {round(e.value, 3) for e in events.Scalars("metrics/fid")} == {round(train_record["fid"], 3)}
 
     # The held-out score alone, from the same seed's samples, is the same number.
     alone = _last_json(run_cli("eval", run, "--fid-samples", "16", "--fid-reference", "val",
