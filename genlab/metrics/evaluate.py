@@ -53,9 +53,8 @@ def check_ready(eval_cfg: EvalConfig, device: torch.device) -> None:
 def check_fid_samples(names: tuple[str, ...], n: int) -> None:
     """--fid-samples against what every metric asked for needs (Metric.min_samples), before
     anything is generated."""
-    short = [registry.METRICS[name] for name in names if n < registry.METRICS[name].min_samples]
-    if short:
-        metric = max(short, key=lambda m: m.min_samples)
+    metric = registry.needing_more(names, n)
+    if metric:
         raise GenlabError(f"--fid-samples {n} is too few; {metric.name} needs at least "
                           f"{metric.min_samples} images a side (the homework's protocol uses "
                           "3000)")
@@ -252,7 +251,8 @@ def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg
     names = registry.parse_metrics(eval_cfg.metrics)
     n = eval_cfg.fid_samples
     check_fid_samples(names, n)
-    splits = splits or reference_splits(config, eval_cfg)
+    asked = reference_splits(config, eval_cfg)  # the first is the headline score's
+    splits = splits or asked
     for split in splits:
         check_reference_count(config.data, split, n)  # before any generating
     extractor = InceptionFeatures(eval_cfg.inception_weights, device, eval_cfg.fid_precision,
@@ -276,7 +276,7 @@ def evaluate_run(config: RunConfig, model, step: int, checkpoint: Path, eval_cfg
         records.append(record)
     # TensorBoard's metrics/* curves: the headline reference's (its tags carry no split), so
     # not when only another split was missing and is scored now.
-    if splits[0] == reference_splits(config, eval_cfg)[0]:
+    if splits[0] == asked[0]:
         log_tensorboard(checkpoint.parent.parent, step, registry.values_of(records[0]))
     return records
 

@@ -119,13 +119,18 @@ def format_value(key: str, value: float) -> str:
     return format(value, metric.format if metric else ".4g")
 
 
+def needing_more(names: tuple[str, ...], n: int) -> Metric | None:
+    """Of the metrics `names`, the one needing the most images a side if `n` is too few for it
+    (Metric.min_samples): FID's covariance and KID's unbiased estimate need 2 images a side,
+    precision/recall's k-th nearest other image k + 1."""
+    short = [METRICS[name] for name in names if n < METRICS[name].min_samples]
+    return max(short, key=lambda m: m.min_samples) if short else None
+
+
 def check_sample_counts(names: tuple[str, ...], a: int, b: int) -> None:
-    """Refuse, before any image is read, sets too small for a metric (Metric.min_samples): FID's
-    covariance and KID's unbiased estimate need 2 images a side, precision/recall's k-th
-    nearest other image k + 1."""
-    short = [METRICS[name] for name in names if min(a, b) < METRICS[name].min_samples]
-    if short:
-        metric = max(short, key=lambda m: m.min_samples)
+    """Refuse, before any image is read, sets too small for a metric."""
+    metric = needing_more(names, min(a, b))
+    if metric:
         raise GenlabError(f"{metric.name} needs at least {metric.min_samples} images a side, but "
                           f"A has {a} and B has {b}; add images, or leave {metric.name} out of "
                           "--metrics")
