@@ -110,7 +110,7 @@ class RunLogger:
         try:
             what()
         except OSError as exc:
-            file = file or Path(self.writer.get_logdir()) / "events.out.tfevents.*"
+            file = file or self.run_dir / "events.out.tfevents.*"
             raise GenlabError(f"{cannot_write(file, exc)}; the last checkpoint is intact") from None
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
