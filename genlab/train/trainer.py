@@ -575,12 +575,13 @@ class Trainer:
                 while self.step < total and not stop.requested:
                     losses = self._step_or_say_why()
                     if losses is not None:  # None: a batch --nonfinite skip dropped
-                        if window and list(losses) != names:
+                        logged = list(losses)
+                        if window and logged != names:
                             # A branch whose flags change the logged losses (for example
                             # --equilibrium-margin): the parent's unlogged steps are logged
                             # under their own names, at the step it stopped.
                             self._log_window(logger, progress, window, names, self.step - 1)
-                        names[:] = list(losses)
+                        names[:] = logged
                         window.append(torch.stack(list(losses.values())))
                     progress.advance()
                     stop.check_deadline()
