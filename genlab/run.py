@@ -223,17 +223,17 @@ def _plan_in(folder: Path, fresh: RunConfig, model_name: str, settings: dict[str
         # kill): nothing of it is worth keeping, so it does not fix the settings of the next try.
         return new()
     stored = load_config(config_path)
+    held = stored.train.branch_from
+    if "branch_from" in settings and settings["branch_from"] != held:
+        raise GenlabError(f"{folder} holds " + (f"a branch from {held}" if held else
+                          "a run of its own") + f", not a branch from {settings['branch_from']}; "
+                          "choose another --run-dir for this branch")
     sources = {name: RUN_FOLDER for name in _field_names(stored)}
     for name, value in settings.items():
         section = _section_of(stored, name)
         if _is_resumable(section, name):
             setattr(section, name, value)
             sources[name] = FLAG
-        elif name == "branch_from" and getattr(section, name) != value:
-            held = getattr(section, name)
-            raise GenlabError(f"{folder} holds " + (f"a branch from {held}" if held else
-                              "a run of its own") + f", not a branch from {value}; choose "
-                              "another --run-dir for this branch")
         elif getattr(section, name) != value:
             raise GenlabError(f"{flag_name(name)} {value} differs from the run in {folder} "
                               f"({name} = {getattr(section, name)}); a run's settings are fixed "
