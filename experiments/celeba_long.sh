@@ -64,7 +64,7 @@ for target in 558 1116 2232 3348 4464; do
         if ! "$GENLAB" train "$model" $COMMON $extra $FLAGS --steps "$target" --max-time "${left}s" \
                 --run-dir "$dir" >> "$dir.log" 2>&1; then
             echo "$dir: stopped with an error; see $dir.log"
-            [[ $extra == *--branch-from* ]] || exit 1
+            [ "$run" = "${branch[0]:-}" ] || exit 1
             branch=(); failed=1; continue   # the baselines go on without the branch
         fi
         if [ ! -s "$dir/checkpoints/step-$(printf %08d "$target").pt" ]; then
