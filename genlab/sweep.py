@@ -111,10 +111,10 @@ def _latest_score(run_dir: Path, train_split: str | None = None) -> dict | None:
                for path in (run_dir / "checkpoints").glob("step-*-metrics.jsonl")
                for record in read_records(path.with_name(path.name.replace("-metrics.jsonl", ".pt")))
                if metrics_of(record) and "step" in record]
-    # Of equal keys the last appended (a later `genlab eval`), not the first max() would keep.
-    newest = max(enumerate(records), key=lambda ir: (ir[1]["step"], ir[1].get("settings", {}).get(
-        "reference_split", train_split) == train_split, ir[0]), default=None)
-    return newest and newest[1]
+    # reversed: of equal keys max() keeps the first, which is then the last appended (a later
+    # `genlab eval`).
+    return max(reversed(records), key=lambda r: (r["step"], r.get("settings", {}).get(
+        "reference_split", train_split) == train_split), default=None)
 
 
 def results(runs: list[SweepRun], out: Path, codes: dict[str, int]) -> list[dict]:
