@@ -22,6 +22,7 @@ from PIL import Image
 from conftest import REPO, run_cli
 from genlab.checkpoint import list_checkpoints
 from genlab.errors import GenlabError
+from genlab.metrics.records import read_records
 from genlab.train.logging import read_scalars
 from test_cli import assert_one_sentence_error
 from test_trainer import final_state, make_trainer
@@ -100,7 +101,14 @@ def test_damaged_bytes_in_the_logs_and_records_are_skipped(trained, tmp_path):
     with open(run / "scalars.jsonl", "ab") as f:
         f.write(b'{"step": 11, "train/loss": \xff\xfe}\n[1, 2]\n')
     metrics = run / "checkpoints" / "step-00000010-metrics.jsonl"
-    metrics.write_bytes(b"\xff\xfe not json\n42\n")
+    # bad bytes, then records of the wrong shape (hand edits), then one good record
+    wrong_shapes = [{"step": 10, "metrics": None}, {"step": 10, "metrics": ["fid"], "fid": "low"},
+                    {"metrics": ["fid"], "fid": 1.0}, {"step": "10", "fid": 1.0},
+                    {"step": 10, "fid": 1.0, "settings": []}, {"step": 10, "metric": 3}]
+    good = {"step": 10, "metrics": ["fid"], "fid": 7.5}
+    metrics.write_bytes(b"\xff\xfe not json\n42\n" + b"".join(
+        json.dumps(r).encode() + b"\n" for r in (*wrong_shapes, good)))
+    assert read_records(metrics.with_name("step-00000010.pt")) == [good]
     resumed = run_cli("train", "vae", *TINY, "--steps", "15", "--saving-steps", "5",
                       "--logging-steps", "5", "--run-dir", run)
     assert resumed.returncode == 0, resumed.stderr
@@ -520,7 +528,7 @@ def test_a_scores_file_that_is_a_fifo_or_huge_is_refused_or_read_a_line_at_a_tim
                                                                                  tmp_path):
     import tracemalloc
 
-    from genlab.metrics.records import append_record, read_records
+    from genlab.metrics.records import append_record
 
     run = copy_of(trained, tmp_path)
     checkpoint = run / "checkpoints" / "step-00000010.pt"

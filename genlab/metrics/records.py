@@ -25,10 +25,29 @@ def metrics_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}-metrics.jsonl")
 
 
+def _well_formed(record) -> bool:
+    """Whether a parsed line has the shape every reader relies on: a step; settings, if any, a
+    dict; lists of metrics that are lists of names; values of registered metrics that are
+    numbers (a hand-edited `{"metrics": null}` or `"fid": "low"` would otherwise stop sweep or
+    report with a traceback)."""
+    from genlab.metrics.registry import METRICS
+
+    if not (isinstance(record, dict) and type(record.get("step")) is int and record["step"] >= 0
+            and isinstance(record.get("settings", {}), dict)
+            and isinstance(record.get("metric", ""), str)):
+        return False
+    if "metrics" in record and not (isinstance(record["metrics"], list)
+                                    and all(isinstance(n, str) for n in record["metrics"])):
+        return False
+    keys = {key for metric in METRICS.values() for key in metric.keys}
+    return all(type(record[key]) in (int, float) for key in keys & record.keys())
+
+
 def read_records(checkpoint: Path) -> list[dict]:
     """The scores stored for a checkpoint; a torn or damaged line (a killed process, a bad byte,
-    a line longer than any record) is skipped. Read a line at a time, from a regular file only
-    (a FIFO or a device in its place is refused in one sentence)."""
+    a line longer than any record, a record of the wrong shape) is skipped. Read a line at a
+    time, from a regular file only (a FIFO or a device in its place is refused in one
+    sentence)."""
     path = metrics_path(checkpoint)
     records = []
     if not os.path.lexists(path):
@@ -37,7 +56,7 @@ def read_records(checkpoint: Path) -> list[dict]:
         for line in read_lines(path, max_line=MAX_RECORD_BYTES, what="scores file"):
             with contextlib.suppress(ValueError, TypeError):  # None (too long), not JSON, not UTF-8
                 record = json.loads(line)
-                if isinstance(record, dict):
+                if _well_formed(record):
                     records.append(record)
     except OSError as exc:  # unreadable, or a link to nothing
         raise GenlabError(f"cannot read the scores file {path} ({exc.strerror or exc}); make it "

@@ -155,6 +155,13 @@ def _inception(log: Callable[[str], None]):
     return _EXTRACTOR[0]
 
 
+def _protocol(record: dict) -> str:
+    """A sample-quality record's protocol and Inception precision, as its settings state them."""
+    settings = record.get("settings", {})
+    return (f"{settings.get('protocol', 'protocol unstated')}; Inception "
+            f"{settings.get('precision', 'precision unstated')}")
+
+
 def _comparison(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]:
     latest = {s.name: max(s.fid, key=lambda r: r["step"]) if s.fid else None for s in sections}
     # One column per value any run's latest record holds, in the registry's order.
@@ -174,8 +181,7 @@ def _comparison(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]
                      str(s.step if s.step is not None else "-"),
                      str(score["step"]) if score else "-",
                      *[format_value(k, values[k]) if k in values else "-" for k in keys],
-                     f"{score['settings']['protocol']}; {score['settings']['precision']}"
-                     if score else "-",
+                     _protocol(score) if score else "-",
                      *[format_value(k, paths[k]) if k in paths else "-" for k in path_keys]])
     return header, rows
 
@@ -229,10 +235,10 @@ def _score_rows(section: RunSection) -> tuple[list[str], list[list[str]]]:
     rows = []
     for r in sorted(section.fid, key=lambda r: r["step"]):
         rows.append([str(r["step"]), ", ".join(metrics_of(r)), _values_text(r),
-                     f"{r['settings']['protocol']}; Inception {r['settings']['precision']}"])
+                     _protocol(r)])
     for r in sorted(section.latent, key=lambda r: r["step"]):
         rows.append([str(r["step"]), ", ".join(metrics_of(r, needs="generator")),
-                     _values_text(r), r["settings"]["protocol"]])
+                     _values_text(r), r.get("settings", {}).get("protocol", "unstated")])
     return header, rows
 
 
