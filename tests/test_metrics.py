@@ -194,6 +194,21 @@ def test_cache_key_changes_when_any_input_changes(field):
     assert cache.cache_path(changed, "label") != cache.cache_path(KEY, "label")
 
 
+def test_bf16_reference_features_are_keyed_by_device_and_fp32_ones_are_shared():
+    from types import SimpleNamespace
+
+    from genlab.metrics.evaluate import reference_cache_fields
+
+    def fields(precision, device):
+        extractor = SimpleNamespace(precision=precision, device=torch.device(device),
+                                    settings={"resize": "pytorch-fid", "precision": precision})
+        return cache.cache_key(reference_cache_fields({"dataset": "mnist"}, extractor))
+
+    assert fields("fp32", "cpu") == fields("fp32", "cuda")
+    assert fields("bf16", "cpu") != fields("bf16", "cuda")
+    assert fields("bf16", "cpu") != fields("fp32", "cpu")
+
+
 def test_cache_round_trip_and_never_for_other_inputs(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
     warnings_seen: list[str] = []

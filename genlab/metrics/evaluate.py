@@ -147,6 +147,21 @@ def check_reference_count(data: DataConfig, split: str, n: int) -> None:
     check_sample_count(n, describe_split(data, split).count, f"{data.dataset}/{split}")
 
 
+def reference_cache_fields(reference: dict, extractor: InceptionFeatures) -> dict:
+    """What keys the cached features of a reference: its images and the extractor's settings."""
+    fields = {**reference, **extractor.settings}
+    if fields["resize"] == UNSTATED_SETTINGS["resize"]:
+        # The default's key leaves the field out, so features cached without it stay valid; the
+        # preprocessing text in the key tells the resizes apart.
+        del fields["resize"]
+    if extractor.precision == "bf16":
+        # bf16 kernels (oneDNN on a CPU, cuDNN on a GPU) round differently, so bf16 features
+        # from one device must not stand in for another's; fp32 ones (TF32 off) differ only in
+        # summation order, so one fp32 cache serves every device.
+        fields["device"] = extractor.device.type
+    return fields
+
+
 def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFeatures,
                     log: Log, warn: Log) -> tuple[FeatureStats, dict]:
     """Features of n real images of `split` (cached), and what defines them."""
@@ -160,11 +175,7 @@ def reference_stats(data: DataConfig, split: str, n: int, extractor: InceptionFe
                  "selection": f"randperm(seed={REFERENCE_SEED})[:{n}]",
                  "image_shape": list(chosen.shape[1:]),
                  "images_sha256": hashlib.sha256(chosen.numpy().tobytes()).hexdigest()}
-    key_fields = {**reference, **extractor.settings}
-    if key_fields["resize"] == UNSTATED_SETTINGS["resize"]:
-        # The default's key leaves the field out, so features cached without it stay valid; the
-        # preprocessing text in the key tells the resizes apart.
-        del key_fields["resize"]
+    key_fields = reference_cache_fields(reference, extractor)
     resize = "" if extractor.resize == DEFAULT_RESIZE else f"-{extractor.resize}"
     label = f"{data.dataset}-{split}-n{n}-{extractor.precision}{resize}"
     features = cache.load_cached(key_fields, label, warn)
