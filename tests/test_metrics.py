@@ -100,7 +100,7 @@ def trace_sqrt_in_the_smaller_range(small: FeatureStats, other: FeatureStats) ->
 
 @pytest.mark.parametrize("n_1, n_2", [(100, 100), (40, 3000), (1024, 60)])
 def test_fid_of_few_samples_comes_from_the_features_and_is_exact(n_1, n_2):
-    # fid() takes the features' n_1 x n_2 path where a set has at most 1,024 samples. Its
+    # fid() takes the smaller set's n x n path where it has at most 1,024 samples. Its
     # reference is the trace computed in the smaller set's range; the two 2048 x 2048
     # eigendecompositions of the general path carry the rounding of ~2,000 zero eigenvalues
     # (about 1e-5 of the score).
@@ -265,9 +265,10 @@ def test_a_record_appended_after_a_torn_line_is_kept_whole(tmp_path):
     from genlab.metrics.records import append_record, metrics_path, read_records
 
     checkpoint = tmp_path / "step-00000020.pt"
-    metrics_path(checkpoint).write_text('{"fid": 1.0}\n{"fid": 2.')  # a full disk tore line 2
-    append_record(checkpoint, {"fid": 3.0})
-    assert read_records(checkpoint) == [{"fid": 1.0}, {"fid": 3.0}]
+    # a full disk tore line 2
+    metrics_path(checkpoint).write_text('{"step": 20, "fid": 1.0}\n{"step": 20, "fid": 2.')
+    append_record(checkpoint, {"step": 20, "fid": 3.0})
+    assert [r["fid"] for r in read_records(checkpoint)] == [1.0, 3.0]
 
 
 def test_a_scores_file_that_cannot_be_read_is_one_sentence(tmp_path):

@@ -10,8 +10,9 @@ features), where scipy.linalg.sqrtm returns complex or non-finite values and pyt
 add an offset to the diagonal.
 
 Where one set has at most half as many samples as features (a quick score of a few hundred
-images, a test), the same trace comes from the features themselves: an n_1 x n_2 product and
-its singular values instead of two 2048 x 2048 eigendecompositions, which take seconds on a CPU.
+images, a test), the same trace comes from that set's features and the other's covariance: an
+n x n eigendecomposition instead of two 2048 x 2048 ones, which take seconds on a CPU, and
+memory that grows with the smaller set only.
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ def trace_sqrt_product(sigma_1: torch.Tensor, sigma_2: torch.Tensor) -> torch.Te
     return torch.linalg.eigvalsh(middle).clamp(min=0).sqrt().sum()
 
 
-def trace_sqrt_product_of_features(centred_1: torch.Tensor, centred_2: torch.Tensor
-                                   ) -> torch.Tensor:
-    """Tr((S_1 S_2)^(1/2)) for the sample covariances S_i = A_i^T A_i / (n_i - 1) of centred
-    feature sets A_1 (n_1, d) and A_2 (n_2, d): the non-zero eigenvalues of S_1 S_2 are those of
-    (A_1 A_2^T)(A_1 A_2^T)^T / ((n_1 - 1)(n_2 - 1)), so the trace is the sum of the singular
-    values of the (n_1, n_2) matrix A_1 A_2^T over sqrt((n_1 - 1)(n_2 - 1))."""
-    scale = math.sqrt((len(centred_1) - 1) * (len(centred_2) - 1))
-    return torch.linalg.svdvals(centred_1 @ centred_2.T).sum() / scale
+def trace_sqrt_product_low_rank(centred_1: torch.Tensor, sigma_2: torch.Tensor) -> torch.Tensor:
+    """Tr((S_1 S_2)^(1/2)) for the sample covariance S_1 = A^T A / (n - 1) of centred features
+    A (n, d) and a covariance S_2: the non-zero eigenvalues of S_1 S_2 = A^T (A S_2) / (n - 1)
+    are those of the (n, n) positive semi-definite matrix A S_2 A^T / (n - 1) (XY and YX share
+    them), one small eigendecomposition instead of two d x d ones."""
+    middle = centred_1 @ sigma_2 @ centred_1.T / (len(centred_1) - 1)
+    middle = (middle + middle.T) / 2  # symmetric up to rounding; make it exactly so for eigh
+    # A's rows sum to zero, so the smallest eigenvalue is exactly 0; left in, its rounding
+    # (about 1e-16 of the largest) would add its square root, 1e-8 of the trace.
+    return torch.linalg.eigvalsh(middle)[1:].clamp(min=0).sqrt().sum()
 
 
 def frechet_distance(mu_1: torch.Tensor, sigma_1: torch.Tensor,
@@ -70,9 +73,10 @@ def frechet_distance(mu_1: torch.Tensor, sigma_1: torch.Tensor,
 
 def fid(stats_1: FeatureStats, stats_2: FeatureStats) -> float:
     trace_sqrt = None
-    if min(stats_1.count, stats_2.count) <= stats_1.num_features // 2:
-        trace_sqrt = trace_sqrt_product_of_features(stats_1.features.double() - stats_1.mean,
-                                                    stats_2.features.double() - stats_2.mean)
+    small, other = sorted((stats_1, stats_2), key=lambda stats: stats.count)
+    if small.count <= small.num_features // 2:
+        trace_sqrt = trace_sqrt_product_low_rank(small.features.double() - small.mean,
+                                                 other.covariance.double())
     return frechet_distance(stats_1.mean, stats_1.covariance, stats_2.mean, stats_2.covariance,
                             trace_sqrt)
 
