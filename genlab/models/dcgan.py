@@ -18,8 +18,8 @@ Discriminator (h = --discriminator-hidden-dim), no biases, as the homework provi
 The generator has no biases either (pytorch/examples' DCGAN, which the published homework
 reports build on): before a BatchNorm a bias is cancelled by the mean subtraction anyway.
 
-`--arch dcgan64` builds the DCGAN paper's 64x64 networks the same way, one layer deeper on each
-side (pytorch/examples' dcgan, h = 64 by default): G 8h x 4 x 4 -> 4h x 8 -> 2h x 16 -> h x 32 ->
+`--arch dcgan64` builds pytorch/examples' dcgan networks the same way, one layer deeper on each
+side (the DCGAN paper's 64x64 layout at half its Figure 1's widths: h = 64 by default): G 8h x 4 x 4 -> 4h x 8 -> 2h x 16 -> h x 32 ->
 C x 64 (Tanh); D h x 32 -> 2h x 16 -> 4h x 8 -> 8h x 4 -> 1 (Sigmoid). It is the GAN baseline of
 the VAE/GAN comparison.
 
@@ -49,8 +49,8 @@ __all__ = ["DCGAN", "DCGANConfig", "ARCHS", "DEFAULT_HIDDEN"]
 ADAM_BETAS = (0.5, 0.999)
 
 
-# Channel multipliers of the hidden layers, by image size: the homework's 32x32 table and the
-# DCGAN paper's 64x64 networks (pytorch/examples' dcgan with ngf = ndf = 64).
+# Channel multipliers of the hidden layers, by image size: the homework's 32x32 table and
+# pytorch/examples' dcgan 64x64 networks (ngf = ndf = 64: the DCGAN paper's at half width).
 MULTIPLIERS = {32: (4, 2, 1), 64: (8, 4, 2, 1)}
 
 
