@@ -132,6 +132,8 @@ PARENT = "parent checkpoint"  # a new run's settings taken from its --branch-fro
 # Settings of the process that trained the parent, not of its training: a branch is a new run,
 # so it starts from their defaults (the parent's --max-time would otherwise cut it short).
 NOT_INHERITED = ("max_time",)
+# Settings that act only when a run starts, and what a branch starts from instead.
+START_ONLY = {"seed": "continues the random draws of", "init": "starts from the weights of"}
 
 
 @dataclass
@@ -258,9 +260,10 @@ def _branch_plan(folder: Path, model_name: str, settings: dict[str, Any]) -> Run
         raise GenlabError(f"--branch-from {path} is a checkpoint of a {payload.get('model_name')} "
                           f"run, not of a {model_name} run; run `genlab train "
                           f"{payload.get('model_name')}` or choose a {model_name} checkpoint")
-    if "seed" in settings:
-        raise GenlabError(f"--seed {settings['seed']} has no effect on a branch, which continues "
-                          f"the random draws of --branch-from {path}; drop the flag")
+    for name, instead in START_ONLY.items():
+        if name in settings:
+            raise GenlabError(f"{flag_name(name)} {settings[name]} has no effect on a branch, "
+                              f"which {instead} --branch-from {path}; drop the flag")
     try:
         stored = json.loads(payload.get("config", ""))
     except (TypeError, ValueError):

@@ -327,6 +327,7 @@ def test_a_branchs_data_flag_replaces_its_parents_data_source(tmp_path, straight
 @pytest.mark.parametrize("flags, fragment", [
     (["--latent-dim", "3", "--run-dir", "{child}"], "change the networks of --branch-from"),
     (["--seed", "1", "--run-dir", "{child}"], "--seed 1 has no effect on a branch"),
+    (["--init", "kaiming", "--run-dir", "{child}"], "--init kaiming has no effect on a branch"),
     (["--steps", "10", "--run-dir", "{child}"], "so a branch to step 10 has nothing to train"),
     ([], "--branch-from needs --run-dir"),
     (["--run-dir", "{other}"], "holds a run of its own, not a branch from"),
