@@ -296,7 +296,7 @@ def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg,
                 if scoring_skipped is None:
                     # a score stored under the same protocol (an earlier call) is read, not redone
                     record = next(iter(stored_records(trained.checkpoint, trained.config,
-                                                      eval_cfg, seed=0).values()))
+                                                      eval_cfg, seed=0, device=device).values()))
                     if record is None:
                         [record] = evaluate_run(trained.config, trained.model, trained.step,
                                                 trained.checkpoint, eval_cfg, device, log, log)

@@ -27,7 +27,7 @@ import statistics
 from pathlib import Path
 
 from genlab.metrics.records import read_records
-from genlab.metrics.registry import values_of
+from genlab.metrics.registry import metrics_of, values_of
 
 LATENTS = (3, 10, 64, 100)
 SEEDS = (0, 1, 2)
@@ -51,7 +51,7 @@ def scores(run: Path, step: int, split: str = "train") -> dict[str, float] | Non
 
 
 def walk_scores(run: Path, step: int) -> dict | None:
-    records = [r for r in read_records(checkpoint(run, step)) if "smoothness" in r]
+    records = [r for r in read_records(checkpoint(run, step)) if metrics_of(r, needs="generator")]
     return records[-1] if records else None
 
 

@@ -104,7 +104,8 @@ def test_damaged_bytes_in_the_logs_and_records_are_skipped(trained, tmp_path):
     # bad bytes, then records of the wrong shape (hand edits), then one good record
     wrong_shapes = [{"step": 10, "metrics": None}, {"step": 10, "metrics": ["fid"], "fid": "low"},
                     {"metrics": ["fid"], "fid": 1.0}, {"step": "10", "fid": 1.0},
-                    {"step": 10, "fid": 1.0, "settings": []}, {"step": 10, "metric": 3}]
+                    {"step": 10, "fid": 1.0, "settings": []}, {"step": 10, "metric": 3},
+                    {"step": 10, "metrics": ["fid", "pr"], "fid": 1.0, "precision": 0.5}]
     good = {"step": 10, "metrics": ["fid"], "fid": 7.5}
     metrics.write_bytes(b"\xff\xfe not json\n42\n" + b"".join(
         json.dumps(r).encode() + b"\n" for r in (*wrong_shapes, good)))

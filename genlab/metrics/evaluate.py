@@ -155,9 +155,9 @@ def reference_cache_fields(reference: dict, extractor: InceptionFeatures) -> dic
         # preprocessing text in the key tells the resizes apart.
         del fields["resize"]
     if extractor.precision == "bf16":
-        # bf16 kernels (oneDNN on a CPU, cuDNN on a GPU) round differently, so bf16 features
-        # from one device must not stand in for another's; fp32 ones (TF32 off) differ only in
-        # summation order, so one fp32 cache serves every device.
+        # bf16 kernels (oneDNN on a CPU, cuDNN on a GPU) round differently, so a CPU's bf16
+        # features must not stand in for a GPU's (one key per device type, not per model of
+        # chip); fp32 ones (TF32 off) differ only in summation order: one cache serves all.
         fields["device"] = extractor.device.type
     return fields
 
@@ -234,19 +234,27 @@ def _setting(record: dict, name: str):
     return settings.get(name, UNSTATED_SETTINGS.get(name))
 
 
-def stored_records(checkpoint: Path, config: RunConfig, eval_cfg: EvalConfig,
-                   seed: int) -> dict[str, dict | None]:
+def stored_records(checkpoint: Path, config: RunConfig, eval_cfg: EvalConfig, seed: int,
+                   device: torch.device | None = None) -> dict[str, dict | None]:
     """Each reference split's stored score of this checkpoint under the same settings, with
     every metric asked for (None where there is none), in reference_splits' order. A setting a
-    stored score lacks counts as its UNSTATED_SETTINGS value."""
+    stored score lacks counts as its UNSTATED_SETTINGS value. A bf16 score counts only from the
+    same device type as `device` (bf16 features differ between a CPU and a GPU)."""
     names = set(registry.parse_metrics(eval_cfg.metrics))
     records = read_records(checkpoint)
+
+    def same_device(record: dict) -> bool:
+        if device is None or eval_cfg.fid_precision != "bf16":
+            return True
+        stored = _setting(record, "device")
+        return isinstance(stored, str) and stored.split(":")[0] == torch.device(device).type
+
     found = {}
     for split in reference_splits(config, eval_cfg):
         wanted = run_settings(config, eval_cfg, seed, split)
         found[split] = next((r for r in reversed(records)
                              if all(_setting(r, k) == v for k, v in wanted.items())
-                             and names <= set(registry.metrics_of(r))), None)
+                             and names <= set(registry.metrics_of(r)) and same_device(r)), None)
     return found
 
 

@@ -76,7 +76,7 @@ def _describe(values: Values) -> str:
 
 # The subset count and size say how the estimate was made: kept in records, not shown in tables.
 @register("kid", keys=("kid", "kid_std", "kid_subsets", "kid_subset_size"), describe=_describe,
-          shown=("kid", "kid_std"))
+          shown=("kid", "kid_std"), required=("kid",))  # no std from one subset
 def kid_metric(real: FeatureStats, generated: FeatureStats) -> Values:
     mean, std = kid(real.features, generated.features)
     values = {"kid": mean, "kid_subsets": float(distinct_subsets(real.count, generated.count)),

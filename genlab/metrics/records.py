@@ -28,7 +28,8 @@ def metrics_path(checkpoint: Path) -> Path:
 def _well_formed(record) -> bool:
     """Whether a parsed line has the shape every reader relies on: a step; settings, if any, a
     dict; lists of metrics that are lists of names; values of registered metrics that are
-    numbers (a hand-edited `{"metrics": null}` or `"fid": "low"` would otherwise stop sweep or
+    numbers; and the values each metric it names always holds (a hand-edited
+    `{"metrics": null}`, `"fid": "low"` or a deleted value would otherwise stop train, sweep or
     report with a traceback)."""
     from genlab.metrics.registry import METRICS
 
@@ -40,7 +41,11 @@ def _well_formed(record) -> bool:
                                     and all(isinstance(n, str) for n in record["metrics"])):
         return False
     keys = {key for metric in METRICS.values() for key in metric.keys}
-    return all(type(record[key]) in (int, float) for key in keys & record.keys())
+    if not all(type(record[key]) in (int, float) for key in keys & record.keys()):
+        return False
+    named = [*record.get("metrics", []), record.get("metric")]
+    return all(key in record for name in named if name in METRICS
+               for key in METRICS[name].required)
 
 
 def read_records(checkpoint: Path) -> list[dict]:

@@ -37,6 +37,7 @@ class Metric:
     format: str = ".4g"          # how tables write a shown value
     min_samples: int = 2         # images a side it needs at least
     needs: str = "features"      # "features" or "generator" (see the module's docstring)
+    required: tuple[str, ...] = ()  # the values every record of it holds (describe reads them)
 
 
 METRICS: dict[str, Metric] = {}
@@ -46,13 +47,16 @@ NEEDS = ("features", "generator")
 
 
 def register(name: str, keys: tuple[str, ...], describe: Callable[[Values], str],
-             shown: tuple[str, ...] | None = None, min_samples: int = 2, needs: str = "features"):
+             shown: tuple[str, ...] | None = None, min_samples: int = 2, needs: str = "features",
+             required: tuple[str, ...] | None = None):
     """Decorator: register `compute` as metric `name` (for needs "features",
-    `compute(real, generated) -> {key: value}`); `shown`: the keys tables show (default: all)."""
+    `compute(real, generated) -> {key: value}`); `shown`: the keys tables show (default: all);
+    `required`: those every result holds (default: the shown ones)."""
     assert needs in NEEDS, needs
     def decorate(compute):
         METRICS[name] = Metric(name, compute, keys, describe, shown or keys,
-                               min_samples=min_samples, needs=needs)
+                               min_samples=min_samples, needs=needs,
+                               required=required if required is not None else shown or keys)
         return compute
     return decorate
 

@@ -125,7 +125,8 @@ def final_scores(config, model, step: int, checkpoint: Path, device, processes: 
     which are missing and gets the records)."""
     from genlab.metrics.evaluate import evaluate_run, stored_records
 
-    stored = stored_records(checkpoint, config, config.eval, seed=0) if processes.is_main else None
+    stored = (stored_records(checkpoint, config, config.eval, seed=0, device=device)
+              if processes.is_main else None)
     if processes.parallel:
         [stored] = distributed.broadcast_from_main(stored)
     missing = [split for split, record in stored.items() if record is None]
