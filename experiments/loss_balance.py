@@ -1,12 +1,17 @@
 """Which loss steers each network of a VAE/GAN at a checkpoint: the gradient each term of its
-loss puts on the encoder's and the decoder's parameters, under the run's --llike-reduction and
-under the other one.
+loss puts on the encoder's and the decoder's parameters, and the part of the optimiser's update
+each term makes, under the run's --llike-reduction and (gradients) under the other one.
 
 Algorithm 1 (Larsen et al. 2015) trains the encoder on beta L_prior + L_llike and the decoder
-on gamma L_llike + L_GAN. RMSprop divides each parameter's gradient by the running RMS of the
-whole gradient, so within one update the terms keep the proportions their gradients have: the
-norm of each term's gradient says how much of the update it makes, and the cosine between two
-terms' gradients whether they pull together (> 0) or against each other (< 0).
+on gamma L_llike + L_GAN. For each network and each batch this gives:
+* each term's gradient norm, and the cosine between the two terms' gradients: whether they pull
+  together (> 0) or against each other (< 0);
+* with RMSprop (the default; no momentum, not centred), each term's share of the update itself.
+  RMSprop divides every parameter's gradient by sqrt(v) + eps, v the running mean square of
+  that parameter's gradients, so a term that loads parameters with a large v moves them less
+  than its gradient norm says. The update is linear in the gradient once v is known, so
+  g_term / (sqrt(v') + eps), with v' = alpha v + (1 - alpha) g^2 from the checkpoint's v and
+  this batch's whole gradient g, is exactly the part of this step's update the term makes.
 
 The two readings of the lab's losses differ by constant factors, so one pass gives both. With
 F similarity features and d latent dimensions, `sum` (the paper's Gaussian log-likelihood and
@@ -31,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from genlab.checkpoint import load_checkpoint
 from genlab.data import load_split
 from genlab.data.transforms import to_model_range
 from genlab.models.base import Step
@@ -52,18 +58,44 @@ def flat_gradient(loss: torch.Tensor, parameters: list[torch.Tensor]) -> torch.T
                       for g, p in zip(grads, parameters)])
 
 
-def balance_of_batch(model, x: torch.Tensor, step_index: int) -> dict[str, dict[str, float]]:
-    """Each network's two terms: their gradients' norms and cosine, on one batch."""
+def rmsprop_scale(state: dict, parameters: list[torch.Tensor],
+                  gradient: torch.Tensor) -> torch.Tensor | None:
+    """1 / (sqrt(v') + eps) per parameter, flattened as flat_gradient's, for a network's
+    RMSprop state_dict and this step's whole gradient; None for another optimiser or setting."""
+    group = state["param_groups"][0] if len(state["param_groups"]) == 1 else {}
+    if ("alpha" not in group or group.get("momentum") or group.get("centered")
+            or group.get("weight_decay") or len(state["state"]) != len(parameters)):
+        return None
+    mean_square = torch.cat([state["state"][index]["square_avg"].flatten()
+                             for index in group["params"]])
+    mean_square = group["alpha"] * mean_square + (1 - group["alpha"]) * gradient.square()
+    return 1 / (mean_square.sqrt() + group["eps"])
+
+
+def norms_and_cosine(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor,
+                     what: str) -> dict[str, float]:
+    return {f"{what} norm, {name_a}": a.norm().item(), f"{what} norm, {name_b}": b.norm().item(),
+            f"{what} cosine": torch.nn.functional.cosine_similarity(a, b, dim=0).item(),
+            f"{what} ratio, {name_a} / {name_b}": (a.norm() / b.norm()).item()}
+
+
+def balance_of_batch(model, x: torch.Tensor, step_index: int,
+                     optimizer_states: dict[str, dict] | None = None) -> dict[str, dict[str, float]]:
+    """Each network's two terms on one batch: their gradients' norms, cosine and ratio, and with
+    the network's RMSprop state (`optimizer_states`) the same of their parts of the update."""
     step = Step(step_index, WHOLE, model.draw_step(len(x), WHOLE, x.device))
     losses = model.step_losses(x, step)
     out = {}
     for network, ((name_a, term_a), (name_b, term_b)) in TERMS.items():
-        parameters = [p for p in getattr(model, network).parameters() if p.requires_grad]
+        parameters = list(getattr(model, network).parameters())  # the optimiser's order
         grad_a = flat_gradient(term_a(losses, model), parameters)
         grad_b = flat_gradient(term_b(losses, model), parameters)
-        out[network] = {f"gradient norm, {name_a}": grad_a.norm().item(),
-                        f"gradient norm, {name_b}": grad_b.norm().item(),
-                        "cosine": torch.nn.functional.cosine_similarity(grad_a, grad_b, dim=0).item()}
+        out[network] = norms_and_cosine(name_a, grad_a, name_b, grad_b, "gradient")
+        state = (optimizer_states or {}).get(network)
+        scale = rmsprop_scale(state, parameters, grad_a + grad_b) if state else None
+        if scale is not None:
+            out[network].update(norms_and_cosine(name_a, grad_a * scale, name_b, grad_b * scale,
+                                                 "update"))
     return out
 
 
@@ -91,29 +123,29 @@ def measure(run: Path, step: int | None, batches: int, batch_size: int, seed: in
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(images), generator=generator)[:batches * batch_size]
     torch.manual_seed(seed)  # the step's eps and z_p
+    optimizer_states = load_checkpoint(trained.checkpoint)["optimizers"]
     model.train()  # batch statistics, as in a training step; nothing is stepped or saved
     per_batch = [balance_of_batch(model, to_model_range(images[i], model.data_range),
-                                  trained.step)
+                                  trained.step, optimizer_states)
                  for i in order.view(batches, batch_size)]  # (batches * B,) -> (batches, B)
     with torch.no_grad():
         features = model.similarity_features(to_model_range(images[:2], model.data_range))[0].numel()
-    latent = model.latent_dim
-    reduction = model.config.llike_reduction
+    latent, reduction = model.latent_dim, model.config.llike_reduction
+    other = "sum" if reduction == "mean" else "mean"
     scale = other_reading(reduction, features, latent)
     result = {"run": str(run), "step": trained.step, "batches": batches, "batch_size": batch_size,
               "llike_reduction": reduction, "gamma": model.config.gamma,
-              "beta": model.config.beta, "features": features, "latent_dim": latent,
-              "networks": {}}
-    other = "sum" if reduction == "mean" else "mean"
+              "prior_weight": model.prior_weight(trained.step), "features": features,
+              "latent_dim": latent, "optimizer": model.config.optimizer, "networks": {}}
     for network, ((name_a, _), (name_b, _)) in TERMS.items():
-        rows = [{**b[network], "ratio": (b[network][f"gradient norm, {name_a}"]
-                                         / b[network][f"gradient norm, {name_b}"])}
-                for b in per_batch]
+        rows = [b[network] for b in per_batch]
         summary = {key: mean_and_spread([r[key] for r in rows]) for key in rows[0]}
-        mean, spread = summary.pop("ratio")
+        # The other reading scales each term's gradient by a constant (its update shares would
+        # need the other run's own RMSprop state, so they are not given).
+        mean, spread = summary[f"gradient ratio, {name_a} / {name_b}"]
         factor = scale[name_a] / scale[name_b]
-        summary[f"{name_a} / {name_b}"] = (mean, spread)
-        summary[f"{name_a} / {name_b}, {other} reading"] = (mean * factor, spread * factor)
+        summary[f"gradient ratio, {name_a} / {name_b}, {other} reading"] = (mean * factor,
+                                                                           spread * factor)
         result["networks"][network] = summary
     return result
 
@@ -121,7 +153,8 @@ def measure(run: Path, step: int | None, batches: int, batch_size: int, seed: in
 def markdown(result: dict) -> str:
     lines = [f"{result['run']} at step {result['step']}: {result['batches']} batches of "
              f"{result['batch_size']} training faces, --llike-reduction "
-             f"{result['llike_reduction']}, gamma {result['gamma']:g}, beta {result['beta']:g} "
+             f"{result['llike_reduction']}, gamma {result['gamma']:g}, prior weight "
+             f"{result['prior_weight']:g}, {result['optimizer']} "
              f"(F = {result['features']:,} features, d = {result['latent_dim']:,}); "
              "mean ± sample std over the batches", "",
              "| network | term | value |", "|---|---|---|"]
