@@ -1,5 +1,5 @@
 """The homework's DCGAN for 1 x 32 x 32 images (Radford et al. 2015, sized down for MNIST), and
-the paper's own 64x64 networks.
+pytorch/examples' 64x64 networks.
 
 Generator (z of shape latent x 1 x 1, hidden size h = --generator-hidden-dim):
 
@@ -19,8 +19,9 @@ The generator has no biases either (pytorch/examples' DCGAN, which the published
 reports build on): before a BatchNorm a bias is cancelled by the mean subtraction anyway.
 
 `--arch dcgan64` builds pytorch/examples' dcgan networks the same way, one layer deeper on each
-side (the DCGAN paper's 64x64 layout at half its Figure 1's widths: h = 64 by default): G 8h x 4 x 4 -> 4h x 8 -> 2h x 16 -> h x 32 ->
-C x 64 (Tanh); D h x 32 -> 2h x 16 -> 4h x 8 -> 8h x 4 -> 1 (Sigmoid). It is the GAN baseline of
+side (h = 64 by default): G 8h x 4 x 4 -> 4h x 8 -> 2h x 16 -> h x 32 -> C x 64 (Tanh), the
+DCGAN paper's Figure 1 at half its widths; D, its mirror, h x 32 -> 2h x 16 -> 4h x 8 -> 8h x 4
+-> 1 (Sigmoid). It is the GAN baseline of
 the VAE/GAN comparison.
 
 Losses are computed from the logits before D-4's Sigmoid (see genlab.losses); the Sigmoid stays
@@ -50,7 +51,7 @@ ADAM_BETAS = (0.5, 0.999)
 
 
 # Channel multipliers of the hidden layers, by image size: the homework's 32x32 table and
-# pytorch/examples' dcgan 64x64 networks (ngf = ndf = 64: the DCGAN paper's at half width).
+# pytorch/examples' dcgan 64x64 networks (ngf = ndf = 64).
 MULTIPLIERS = {32: (4, 2, 1), 64: (8, 4, 2, 1)}
 
 

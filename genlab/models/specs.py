@@ -59,7 +59,8 @@ class VAEConfig:
 @dataclass
 class DCGANConfig:
     arch: str = option("homework", "networks: homework (the homework's table, 32x32) or dcgan64 "
-                       "(pytorch/examples' 64x64 dcgan: the DCGAN paper's layout at half width)",
+                       "(pytorch/examples' 64x64 dcgan: G is the DCGAN paper's at half width, "
+                       "D its mirror)",
                        choices=tuple(DCGAN_ARCHS))
     latent_dim: int = option(100, "size of the latent code z", positive=True, maximum=65_536)
     generator_hidden_dim: int | None = option(
