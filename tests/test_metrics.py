@@ -98,7 +98,7 @@ def trace_sqrt_in_the_smaller_range(small: FeatureStats, other: FeatureStats) ->
     return float(torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum())
 
 
-@pytest.mark.parametrize("n_1, n_2", [(100, 100), (40, 3000), (1024, 60)])
+@pytest.mark.parametrize("n_1, n_2", [(100, 100), (40, 3000), (1024, 60), (2, 50)])
 def test_fid_of_few_samples_comes_from_the_features_and_is_exact(n_1, n_2):
     # fid() takes the smaller set's n x n path where it has at most 1,024 samples. Its
     # reference is the trace computed in the smaller set's range; the two 2048 x 2048
