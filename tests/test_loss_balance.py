@@ -25,7 +25,7 @@ def parts_add_up(found: dict, what: str, name_a: str, name_b: str, whole: float)
 
 
 def test_the_terms_make_each_networks_gradient_and_the_other_reading_scales_them(balance):
-    x = images(4, channels=3)
+    x = images(2, channels=3)
     found = {}
     for reduction in ("mean", "sum"):
         model = small_vaegan(channels=3, llike_reduction=reduction)  # the same weights
@@ -35,7 +35,7 @@ def test_the_terms_make_each_networks_gradient_and_the_other_reading_scales_them
 
     model = small_vaegan(channels=3)
     model.train()
-    losses = model.step_losses(x, a_step(model, 4))
+    losses = model.step_losses(x, a_step(model, 2))
     for network, loss in (("encoder", "encoder_loss"), ("decoder", "decoder_loss")):
         whole = balance.flat_gradient(losses[loss], list(getattr(model, network).parameters()))
         (name_a, _), (name_b, _) = balance.TERMS[network]
@@ -55,14 +55,14 @@ def test_the_terms_make_each_networks_gradient_and_the_other_reading_scales_them
 
 
 def test_the_terms_parts_of_the_update_add_up_to_the_step_rmsprop_takes(balance):
-    x = images(4, channels=3)
+    x = images(2, channels=3)
     model = small_vaegan(channels=3)
     model.train()
     learning_rate = 3e-4
     optimizers = model.optimizers(TrainConfig(learning_rate=learning_rate))
 
     def gradients_then_step(seed: int, step: bool) -> None:
-        losses = model.step_losses(x, a_step(model, 4, seed=seed))
+        losses = model.step_losses(x, a_step(model, 2, seed=seed))
         for network, loss in (("encoder", "encoder_loss"), ("decoder", "decoder_loss")):
             parameters = list(getattr(model, network).parameters())
             for p, g in zip(parameters, torch.autograd.grad(losses[loss], parameters,
