@@ -208,15 +208,6 @@ class RunConfig:
             raise GenlabError(f"{source} is not a valid genlab run configuration ({why}); point "
                               "genlab at a folder written by `genlab train`, or fix the file") from None
 
-    @classmethod
-    def load(cls, path: Path, model_configs: Mapping[str, type]) -> "RunConfig":
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()), model_configs,
-                                 source=str(path))
-        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not even UTF-8
-            raise GenlabError(f"cannot read {path} ({exc}); it should be the JSON config that "
-                              "`genlab train` writes into every run folder") from None
-
 
 def _from_fields(cls: type, values: dict) -> Any:
     """Build a dataclass from a dict, ignoring keys it does not know (configs of older versions

@@ -159,10 +159,6 @@ class GenerativeModel(nn.Module):
     def fill_defaults(cls, config: Any) -> None:
         cls.spec.fill_defaults(config)
 
-    @classmethod
-    def run_tags(cls, config: Any) -> list[str]:
-        return cls.spec.run_tags(config)
-
     # --- generation ---------------------------------------------------------------------------
     @property
     def latent_dim(self) -> int:
