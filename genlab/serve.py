@@ -26,7 +26,6 @@ from genlab.data.transforms import convert_channels, to_model_range, to_unit_ran
 from genlab.errors import GenlabError
 from genlab.run import load_run
 from genlab.grid import grid_to_pil, make_grid
-from genlab.models.walks import encodes
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000   # decoded per upload (a 40 MP photo: 120 MB as RGB)
@@ -299,7 +298,7 @@ def load_runs(folders: list[str], warn: Callable[[str], None]) -> list[LoadedRun
         run = load_run(folder, torch.device("cpu"), warn)
         config, model, step = run.config, run.model, run.step
         loaded.append(LoadedRun(Path(folder).resolve().name, model, tuple(config.image_shape),
-                                step, encodes(model), upload_crop_fraction(config.data)))
+                                step, model.can("encoder"), upload_crop_fraction(config.data)))
     return loaded
 
 

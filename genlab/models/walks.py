@@ -27,10 +27,6 @@ def walk(z1: torch.Tensor, z2: torch.Tensor, steps: int, extend: int = 0) -> tor
     return z1[:, None, :] + t[None, :, None] * (z2 - z1)[:, None, :]  # (R, frames, D)
 
 
-def encodes(model: GenerativeModel) -> bool:
-    return model.can("encoder")
-
-
 @torch.no_grad()
 def latent_means(model: GenerativeModel, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
     """uint8 images (N, C, H, W) -> posterior means (N, latent) on the CPU."""
@@ -38,15 +34,6 @@ def latent_means(model: GenerativeModel, images: torch.Tensor, batch: int = 500)
     means = [model.encode(to_model_range(chunk.to(device), model.data_range))[0].float().cpu()
              for chunk in images.split(batch)]
     return torch.cat(means)
-
-
-def encoded_endpoints(model: GenerativeModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means of 2R uint8 images (2R, C, H, W): image 2r and 2r+1 are path r's ends."""
-    if not encodes(model):
-        raise GenlabError(f"a {model.name} has no encoder, so its paths cannot start at real "
-                          "images; use --from prior")
-    mu = latent_means(model, images)  # (2R, D) on the CPU, like prior draws
-    return mu[0::2], mu[1::2]
 
 
 def prior_endpoints(model: GenerativeModel, rows: int,
@@ -72,19 +59,20 @@ def endpoints(model: GenerativeModel, rows: int, generator: torch.Generator, sou
     (`source` "data": a validation split; "images": the given files, in pairs)."""
     if source == "prior":
         return prior_endpoints(model, rows, generator)
-    if not encodes(model):
+    if not model.can("encoder"):
         raise GenlabError(f"a {model.name} has no encoder, so its paths cannot start at real "
                           "images; use --from prior")
     if source == "images":
         if len(images) % 2:
             raise GenlabError(f"--images takes pairs (each path's two ends), got {len(images)} "
                               "files; add or drop one")
-        return encoded_endpoints(model, images)
-    if len(images) < 2 * rows:
+    elif len(images) < 2 * rows:
         raise GenlabError(f"{rows} paths need {2 * rows} images but the data has {len(images)}; "
                           "use fewer paths")
-    chosen = torch.randperm(len(images), generator=generator)[:2 * rows]
-    return encoded_endpoints(model, images[chosen])
+    else:
+        images = images[torch.randperm(len(images), generator=generator)[:2 * rows]]
+    mu = latent_means(model, images)  # (2R, D) on the CPU, like prior draws
+    return mu[0::2], mu[1::2]  # images 2r and 2r + 1 are path r's ends
 
 
 def decode_walks(model: GenerativeModel, ends: tuple[torch.Tensor, torch.Tensor], steps: int,

@@ -80,10 +80,10 @@ def latent_figures(model, config, step: int, images: torch.Tensor, labels: torch
                    out: Path, manifold_side: int) -> dict[str, Path]:
     """`genlab latents`: the scatter of the posterior means of `images` (and, for latent size 2,
     the decoded manifold) into `out`; the files by name."""
-    from genlab.models.walks import encodes, latent_means
+    from genlab.models.walks import latent_means
 
     latent = config.model_config.latent_dim
-    if not encodes(model):
+    if not model.can("encoder"):
         raise GenlabError(f"a {config.model} has no encoder, so it has no latent means to plot; "
                           "use a vae or vaegan run")
     if latent not in (2, 3):
