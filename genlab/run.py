@@ -477,7 +477,8 @@ def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], No
     if step is None:
         found = latest_checkpoint(folder, warn)
     else:
-        found = _checkpoint_of_step(folder, step)
+        path = checkpoint_of_step(folder, step)
+        found = load_checkpoint(path), path
     if found is None:
         raise GenlabError(f"{folder} has no checkpoint yet; train it first with `genlab train "
                           f"{config.model} --run-dir {folder}`")
@@ -485,11 +486,6 @@ def load_run(run_dir: str | Path, device: torch.device, warn: Callable[[str], No
     model = build_model(config)
     restore(payload, path, config.model, model)
     return TrainedRun(config, model.to(device).eval(), int(payload["step"]), path, device)
-
-
-def _checkpoint_of_step(folder: Path, step: int) -> tuple[dict, Path]:
-    path = checkpoint_of_step(folder, step)
-    return load_checkpoint(path), path
 
 
 def checkpoint_of_step(folder: Path, step: int) -> Path:

@@ -36,23 +36,18 @@ def train(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
     """Train (or resume) one run to its step count, then score its last checkpoint (the
     metrics of --metrics, unless stored already under the same settings). `settings` are config
     fields by name, as the flags of `genlab train` give them."""
+    from genlab.run import plan_run
+
     processes = distributed.from_environment()
     if not processes.is_main:
         console = Console(quiet=True, stream=console.stream)
     try:
-        return _train(model_name, settings, run_dir, console, announce, processes)
+        # Rank 0 holds the folder's lock from before it reads the folder: its one writer (rank 0
+        # writes for all processes).
+        with plan_run(model_name, settings, run_dir, lock=processes.is_main) as plan:
+            return _train_locked(plan, console, announce, processes)
     finally:
         distributed.stop()  # leaves the process group, if this process joined one
-
-
-def _train(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
-           console: Console, announce: str | None, processes: Processes) -> TrainOutcome:
-    from genlab.run import plan_run
-
-    # Rank 0 holds the folder's lock from before it reads the folder: its one writer (rank 0
-    # writes for all processes).
-    with plan_run(model_name, settings, run_dir, lock=processes.is_main) as plan:
-        return _train_locked(plan, console, announce, processes)
 
 
 def _train_locked(plan: RunPlan, console: Console, announce: str | None,

@@ -25,8 +25,8 @@ from genlab.errors import GenlabError
 from genlab.fsutil import atomic_write_bytes
 from genlab.metrics.records import read_records
 from genlab.metrics.registry import format_value, metrics_of, shown_values, values_of
-from genlab.metrics.stats import mean_and_std
-from genlab.run import CONFIG_FILE, load_config, load_run
+from genlab.metrics.stats import over_seeds_text
+from genlab.run import load_run, open_config
 from genlab.checkpoint import list_checkpoints
 from genlab.train.logging import read_scalars
 from genlab.models import walks
@@ -88,10 +88,7 @@ def _values_text(record: dict) -> str:
 
 def _section(folder: Path, name: str, out: Path, interpolation: bool,
              log: Callable[[str], None]) -> RunSection:
-    if not (folder / CONFIG_FILE).is_file():
-        raise GenlabError(f"{folder} is not a genlab run folder (no {CONFIG_FILE}); pass folders "
-                          "written by `genlab train`")
-    config = load_config(folder / CONFIG_FILE)
+    config = open_config(folder)
     checkpoints = list_checkpoints(folder)
     step = checkpoints[-1][0] if checkpoints else None
     section = RunSection(name, folder, config, step, _settings(config))
@@ -203,9 +200,7 @@ def _over_seeds(sections: list[RunSection]) -> tuple[list[str], list[list[str]]]
         cells = []
         for key in keys:
             values = [values_of(r)[key] for r in latest if key in values_of(r)]
-            mean, std = mean_and_std(values) if values else (None, None)
-            cells.append("-" if mean is None else f"{mean:.4g} +- {std:.2g} (n={len(values)})"
-                         if len(values) > 1 else f"{mean:.4g} (n=1)")
+            cells.append(over_seeds_text(values) if values else "-")
         rows.append([", ".join(m.name for m in members),
                      " ".join(str(m.config.train.seed) for m in members), *cells])
     return header, rows
