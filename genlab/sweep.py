@@ -24,7 +24,7 @@ from genlab.checkpoint import list_checkpoints
 from genlab.options import flag_name
 from genlab.errors import GenlabError
 from genlab.metrics.registry import format_value, shown_values
-from genlab.metrics.stats import mean_and_std
+from genlab.metrics.stats import mean_and_std, over_seeds_text
 from genlab.run import load_config
 
 RESULTS_MD = "results.md"
@@ -167,10 +167,8 @@ def summarise(rows: list[dict], runs: list[SweepRun]) -> list[dict]:
         for key in metric_keys:
             values = [r["_values"][key] for r in members if key in r.get("_values", {})]
             if values:
-                mean, std = mean_and_std(values)
-                out[key] = (f"{mean:.4g} +- {std:.2g} (n={len(values)})" if len(values) > 1
-                            else f"{mean:.4g} (n=1)")
-                out[f"_{key}"] = (mean, std, len(values))
+                out[key] = over_seeds_text(values)
+                out[f"_{key}"] = (*mean_and_std(values), len(values))
         summary.append(out)
     return summary
 

@@ -69,3 +69,9 @@ def mean_and_std(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return mean, float("nan")
     return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def over_seeds_text(values: list[float]) -> str:
+    """Scores over seeds as tables write them: '231 +- 1.1e+02 (n=3)', or '12.3 (n=1)'."""
+    mean, std = mean_and_std(values)
+    return f"{mean:.4g} +- {std:.2g} (n={len(values)})" if len(values) > 1 else f"{mean:.4g} (n=1)"
