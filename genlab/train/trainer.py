@@ -519,35 +519,36 @@ class Trainer:
         return path
 
     # --- the loop -----------------------------------------------------------------------------
-    def _check_finite(self, window: list[torch.Tensor], names: list[str]) -> torch.Tensor:
+    def _check_finite(self) -> torch.Tensor:
         """Stack the window's losses, (steps, losses), and stop on the first non-finite one."""
-        values = torch.stack(window)
+        values = torch.stack(self._window)
         if self.processes.parallel:  # every process logs and decides on the same means
             values = distributed.mean_over_processes(values, self.processes.world_size)
         values = values.double().cpu()  # one device sync per logging step
         bad = ~torch.isfinite(values)
         if bad.any():
             row, col = (int(i) for i in bad.nonzero()[0])
-            step = self.step - len(window) + 1 + row
+            step = self.step - len(self._window) + 1 + row
             raise NonFiniteLossError(
-                f"training stopped at step {step}: loss train/{names[col]} is "
+                f"training stopped at step {step}: loss train/{self._window_names[col]} is "
                 f"{values[row, col].item()}; {self._kept()}; try a lower --learning-rate or "
                 "--nonfinite skip")
         return values
 
-    def _log_window(self, logger: RunLogger, progress: Progress, window: list[torch.Tensor],
-                    names: list[str], step: int | None = None) -> None:
+    def _log_window(self, logger: RunLogger, step: int | None = None) -> None:
         """Log the means of the window's losses (and the skipped-batch count) at `step` (default:
         this one), then empty it."""
         scalars = {}
-        if window:
-            means = self._check_finite(window, names).mean(0)
+        if self._window:
+            means = self._check_finite().mean(0)
+            names = self._window_names
             scalars = {f"train/{n}": float(v) for n, v in zip(names, means)}
-            progress.loss({n: float(v) for n, v in zip(names, means) if n in self._minimised})
+            self._progress.loss({n: float(v) for n, v in zip(names, means)
+                                 if n in self._minimised})
         if self.config.train.nonfinite == "skip":
             scalars["train/skipped_batches"] = float(self.skipped_batches)
         logger.scalars(self.step if step is None else step, scalars)
-        window.clear()
+        self._window.clear()
 
     def _kept(self) -> str:
         return (f"the last good checkpoint {self.last_checkpoint} is kept" if self.last_checkpoint
@@ -563,7 +564,6 @@ class Trainer:
                   else _NoLogger())
         self._progress = progress = Progress(self.step, total, cfg.batch_size,
                             stream=io.StringIO() if self.console.quiet else self.console.stream)
-        window, names = self._window, self._window_names  # kept in checkpoints
         stop = _StopRequest(cfg.max_time)
         self.model.train()
         distributed.barrier()  # every process has read the checkpoint before rank 0 writes one
@@ -576,23 +576,24 @@ class Trainer:
                     losses = self._step_or_say_why()
                     if losses is not None:  # None: a batch --nonfinite skip dropped
                         logged = list(losses)
-                        if window and logged != names:
+                        if self._window and logged != self._window_names:
                             # A branch whose flags change the logged losses (for example
                             # --equilibrium-margin): the parent's unlogged steps are logged
                             # under their own names, at the step it stopped.
-                            self._log_window(logger, progress, window, names, self.step - 1)
-                        names[:] = logged
-                        window.append(torch.stack(list(losses.values())))
+                            self._log_window(logger, self.step - 1)
+                        # The window and its names are kept in checkpoints.
+                        self._window_names = logged
+                        self._window.append(torch.stack(list(losses.values())))
                     progress.advance()
                     stop.check_deadline()
                     stop.agree(self.processes, self.device)
                     # A stop between logging steps keeps its window in the checkpoint instead:
                     # the resumed run logs the means an uninterrupted one would.
                     if self.step % cfg.logging_steps == 0 or self.step == total:
-                        self._log_window(logger, progress, window, names)
+                        self._log_window(logger)
                     if self.step % cfg.saving_steps == 0 or self.step == total or stop.requested:
-                        if window:
-                            self._check_finite(window, names)
+                        if self._window:
+                            self._check_finite()
                         self.save(logger)
                 stop.agree(self.processes, self.device)  # once more: a signal in the last save
                 reason = stop.reason  # every process's; a signal after this one is too late
