@@ -173,10 +173,18 @@ class GenerativeModel(nn.Module):
         """Latents (n, latent_dim) -> images (n, C, H, W) in `data_range`."""
         raise NotImplementedError
 
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Dec(mu(x)), for a model with an encoder: the deterministic reconstruction grids show."""
+        return self.decode(self.encode(x)[0])
+
     def logging_images(self, val_batch: torch.Tensor,
                        fixed_latents: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Image grids logged at every saving step as `images/<key>`, in `data_range`."""
-        return {"samples": self.decode(fixed_latents)}
+        """Image grids logged at every saving step as `images/<key>`, in `data_range`: held-out
+        images and their reconstructions where the model encodes, and fixed-latent samples."""
+        if not self.can("encoder"):
+            return {"samples": self.decode(fixed_latents)}
+        return {"val": val_batch, "reconstructions": self.reconstruct(val_batch),
+                "samples": self.decode(fixed_latents)}
 
     # --- collapse diagnostics (genlab.models.diagnostics), at every validation ---------------
     # What to try when a layer's units all die or the posterior passes nothing.

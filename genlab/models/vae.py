@@ -180,11 +180,3 @@ class VAE(GenerativeModel):
         eps = torch.randn(len(batch), self.latent_dim, generator=generator, device=batch.device)
         return self.losses(batch, eps)
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior mean: the deterministic reconstruction shown in grids."""
-        mu, _ = self.encode(x)
-        return self.decode(mu)
-
-    def logging_images(self, val_batch, fixed_latents):
-        return {"val": val_batch, "reconstructions": self.reconstruct(val_batch),
-                "samples": self.decode(fixed_latents)}

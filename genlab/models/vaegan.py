@@ -100,10 +100,6 @@ class VAEGAN(GenerativeModel):
         decoded = self.decode(torch.cat([z, z_prior.to(z.dtype)]))
         return decoded[:len(z)], decoded[len(z):]  # (2B, C, H, W) -> 2 x (B, C, H, W)
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Dec(mu(x)): the deterministic reconstruction shown in grids."""
-        return self.decode(self.encode(x)[0])
-
     def similarity_features(self, x: torch.Tensor) -> torch.Tensor:
         """Dis_l(x): the activations of --feature-layer, (B, ...)."""
         if self.config.feature_layer == "pixel":
@@ -249,7 +245,7 @@ class VAEGAN(GenerativeModel):
                    update_if=(lambda losses: self._equilibrium(losses)[1]) if balanced else None),
         ))]
 
-    # --- validation and grids -----------------------------------------------------------------
+    # --- validation ----------------------------------------------------------------------------
     def validation_losses(self, batch: torch.Tensor,
                           generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         """L_prior (as KL in nats) and L_llike on held-out images (eval mode), and the
@@ -261,7 +257,3 @@ class VAEGAN(GenerativeModel):
         pixel_error = (self.decode(mu) - batch).square().flatten(1).sum(1).mean()
         return {"kl": gaussian_kl(mu, log_sigma).mean(), "llike": self.llike(batch, self.decode(z)),
                 "pixel_squared_error": pixel_error}
-
-    def logging_images(self, val_batch, fixed_latents):
-        return {"val": val_batch, "reconstructions": self.reconstruct(val_batch),
-                "samples": self.decode(fixed_latents)}
