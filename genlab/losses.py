@@ -25,13 +25,16 @@ def bernoulli_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce.flatten(1).sum(1)
 
 
-def gaussian_kl(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, I)) in closed form, summed over latent dimensions, (B, D) -> (B,).
-
-    1/2 * sum_i (mu_i^2 + sigma_i^2 - 2 log sigma_i - 1)
-    """
+def gaussian_kl_per_dimension(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_i, sigma_i^2) || N(0, 1)) of each latent dimension in closed form, (B, D):
+    1/2 (mu_i^2 + sigma_i^2 - 2 log sigma_i - 1)."""
     mu, log_sigma = _full(mu), _full(log_sigma)
-    return 0.5 * (mu.square() + torch.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0).sum(1)
+    return 0.5 * (mu.square() + torch.exp(2.0 * log_sigma) - 2.0 * log_sigma - 1.0)
+
+
+def gaussian_kl(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)), summed over the latent dimensions, (B, D) -> (B,)."""
+    return gaussian_kl_per_dimension(mu, log_sigma).sum(1)
 
 
 def feature_llike(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:

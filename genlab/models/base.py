@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from genlab.config import TrainConfig
+from genlab.losses import gaussian_kl_per_dimension
 from genlab.models.diagnostics import active_dimensions
 from genlab.models.noise import Shard
 from genlab.models.specs import ModelSpec
@@ -208,6 +209,5 @@ class GenerativeModel(nn.Module):
             return {}
         mu, log_sigma = self.encode(val_batch)
         mu, log_sigma = mu.double(), log_sigma.double()
-        kl = 0.5 * (mu.square() + torch.exp(2 * log_sigma) - 2 * log_sigma - 1).mean(0)  # (D,)
         return {"active_dims": torch.tensor(float(active_dimensions(mu))),
-                "kl_per_dimension": kl}
+                "kl_per_dimension": gaussian_kl_per_dimension(mu, log_sigma).mean(0)}  # (D,)
