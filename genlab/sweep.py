@@ -223,23 +223,21 @@ def plot_summary(summary: list[dict], runs: list[SweepRun], out: Path) -> Path |
     return out / PLOT
 
 
-def write_table(rows: list[dict], out: Path, runs: list[SweepRun] | None = None) -> tuple[Path, Path]:
+def write_table(rows: list[dict], out: Path, runs: list[SweepRun]) -> tuple[Path, Path]:
     """results.md (per setting over seeds, then per run), results.csv (per run), summary.csv
     (per setting) and, for a sweep of one numeric setting, results.png."""
     from genlab.fsutil import atomic_write_bytes
 
     md = []
-    if runs is not None:
-        summary = summarise(rows, runs)
-        if any(k != "seeds" for row in summary for k in row):
-            md += ["Each setting over its seeds: mean +- sample std (n scored runs).", ""]
-            md += _markdown(summary) + [""]
-            atomic_write_bytes(out / SUMMARY_CSV, _csv(summary))
-            plot = plot_summary(summary, runs, out)
-            if plot is not None:
-                md += [f"![{plot.name}]({plot.name})", ""]
-        md += ["Each run:", ""]
-    md += _markdown(rows)
+    summary = summarise(rows, runs)
+    if any(k != "seeds" for row in summary for k in row):
+        md += ["Each setting over its seeds: mean +- sample std (n scored runs).", ""]
+        md += _markdown(summary) + [""]
+        atomic_write_bytes(out / SUMMARY_CSV, _csv(summary))
+        plot = plot_summary(summary, runs, out)
+        if plot is not None:
+            md += [f"![{plot.name}]({plot.name})", ""]
+    md += ["Each run:", ""] + _markdown(rows)
     atomic_write_bytes(out / RESULTS_MD, ("\n".join(md) + "\n").encode())
     atomic_write_bytes(out / RESULTS_CSV, _csv(rows))
     return out / RESULTS_MD, out / RESULTS_CSV
