@@ -70,13 +70,18 @@ def run_config() -> RunConfig:
                      image_shape=(1, 32, 32))
 
 
+# A stored score of run_config()'s step 10 under the 16-image protocol, and its settings.
+PROTOCOL = {"protocol": "16 generated vs 16 real images of digits/train (the homework's FID "
+                        "protocol)", "generated_samples": 16, "real_samples": 16,
+            "generator_seed": 0, "reference_split": "train"}
+SCORES = {"step": 10, "fid": 1.0, "kid": 0.1, "kid_std": 0.0, "precision": 0.5, "recall": 0.5,
+          "metrics": ["fid", "kid", "pr"]}
+
+
 def test_stored_scores_without_a_resize_count_as_the_default_one(tmp_path):
     config, checkpoint = run_config(), tmp_path / "step-00000010.pt"
-    settings = {"protocol": "16 generated vs 16 real images of digits/train (the homework's FID "
-                            "protocol)", "generated_samples": 16, "real_samples": 16,
-                "generator_seed": 0, "reference_split": "train", "precision": "fp32"}
-    unstated = {"step": 10, "fid": 1.0, "kid": 0.1, "kid_std": 0.0, "precision": 0.5,
-                "recall": 0.5, "metrics": ["fid", "kid", "pr"], "settings": settings}
+    settings = {**PROTOCOL, "precision": "fp32"}
+    unstated = {**SCORES, "settings": settings}
     append_record(checkpoint, unstated)
     default, clean = EvalConfig(fid_samples=16), EvalConfig(fid_samples=16, fid_resize="clean")
     assert stored_records(checkpoint, config, default, seed=0) == {"train": unstated}
@@ -90,13 +95,9 @@ def test_stored_scores_without_a_resize_count_as_the_default_one(tmp_path):
 
 def test_a_stored_bf16_score_counts_only_on_its_device_type_and_an_fp32_one_on_any(tmp_path):
     config, checkpoint = run_config(), tmp_path / "step-00000010.pt"
-    settings = {"protocol": "16 generated vs 16 real images of digits/train (the homework's FID "
-                            "protocol)", "generated_samples": 16, "real_samples": 16,
-                "generator_seed": 0, "reference_split": "train", "device": "cuda:0"}
-    values = {"step": 10, "fid": 1.0, "kid": 0.1, "kid_std": 0.0, "precision": 0.5,
-              "recall": 0.5, "metrics": ["fid", "kid", "pr"]}
     for precision in ("fp32", "bf16"):
-        append_record(checkpoint, {**values, "settings": {**settings, "precision": precision}})
+        append_record(checkpoint, {**SCORES, "settings": {**PROTOCOL, "device": "cuda:0",
+                                                          "precision": precision}})
     fp32, bf16 = (EvalConfig(fid_samples=16, fid_precision=p) for p in ("fp32", "bf16"))
     for device in ("cpu", "cuda:1"):
         assert stored_records(checkpoint, config, fp32, 0, torch.device(device))["train"]
