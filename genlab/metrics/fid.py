@@ -17,8 +17,6 @@ memory that grows with the smaller set only.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from genlab.metrics.registry import Values, register

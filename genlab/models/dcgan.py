@@ -21,8 +21,7 @@ reports build on): before a BatchNorm a bias is cancelled by the mean subtractio
 `--arch dcgan64` builds pytorch/examples' dcgan networks the same way, one layer deeper on each
 side (h = 64 by default): G 8h x 4 x 4 -> 4h x 8 -> 2h x 16 -> h x 32 -> C x 64 (Tanh), the
 DCGAN paper's Figure 1 at half its widths; D, its mirror, h x 32 -> 2h x 16 -> 4h x 8 -> 8h x 4
--> 1 (Sigmoid). It is the GAN baseline of
-the VAE/GAN comparison.
+-> 1 (Sigmoid). It is the GAN baseline of the VAE/GAN comparison.
 
 Losses are computed from the logits before D-4's Sigmoid (see genlab.losses); the Sigmoid stays
 in the network, so `discriminate` returns the probabilities the table describes.
