@@ -39,6 +39,7 @@ import torch
 from genlab.checkpoint import load_checkpoint
 from genlab.data import load_split
 from genlab.data.transforms import to_model_range
+from genlab.metrics.stats import mean_and_std
 from genlab.models.base import Step
 from genlab.models.noise import WHOLE
 from genlab.run import load_run
@@ -105,14 +106,6 @@ def other_reading(reduction: str, features: int, latent: int) -> dict[str, float
     return to_sum if reduction == "mean" else {k: 1 / v for k, v in to_sum.items()}
 
 
-def mean_and_spread(values: list[float]) -> tuple[float, float]:
-    """The mean and the sample standard deviation (0 for one value)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 def measure(run: Path, step: int | None, batches: int, batch_size: int, seed: int = 0) -> dict:
     trained = load_run(run, torch.device("cpu"), warn=print, step=step)
     model, config = trained.model, trained.config
@@ -139,7 +132,7 @@ def measure(run: Path, step: int | None, batches: int, batch_size: int, seed: in
               "latent_dim": latent, "optimizer": model.config.optimizer, "networks": {}}
     for network, ((name_a, _), (name_b, _)) in TERMS.items():
         rows = [b[network] for b in per_batch]
-        summary = {key: mean_and_spread([r[key] for r in rows]) for key in rows[0]}
+        summary = {key: mean_and_std([r[key] for r in rows]) for key in rows[0]}
         # The other reading scales each term's gradient by a constant (its update shares would
         # need the other run's own RMSprop state, so they are not given).
         mean, spread = summary[f"gradient ratio, {name_a} / {name_b}"]
@@ -160,7 +153,7 @@ def markdown(result: dict) -> str:
              "| network | term | value |", "|---|---|---|"]
     for network, summary in result["networks"].items():
         for key, (mean, spread) in summary.items():
-            value = f"{mean:.4g} ± {spread:.2g}" if spread else f"{mean:.4g}"
+            value = f"{mean:.4g}" if math.isnan(spread) else f"{mean:.4g} ± {spread:.2g}"
             lines.append(f"| {network} | {key} | {value} |")
     return "\n".join(lines)
 
