@@ -108,7 +108,7 @@ def test_a_stored_bf16_score_counts_only_on_its_device_type_and_an_fp32_one_on_a
 class FakeExtractor:
     """InceptionFeatures' interface with made-up features: what the cache keys see."""
 
-    batch_size, precision = 8, "fp32"
+    batch_size, precision, device = 8, "fp32", torch.device("cpu")
 
     def __init__(self, resize: str):
         self.resize = resize

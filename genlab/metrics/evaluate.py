@@ -147,6 +147,13 @@ def check_reference_count(data: DataConfig, split: str, n: int) -> None:
     check_sample_count(n, describe_split(data, split).count, f"{data.dataset}/{split}")
 
 
+def device_that_matters(precision: str, device: torch.device | str) -> str | None:
+    """The device type features depend on: for bf16 its kernels (oneDNN on a CPU, cuDNN on a GPU)
+    round differently, so a CPU's bf16 features must not stand in for a GPU's (one type, not one
+    model of chip); fp32 ones (TF32 off) differ only in summation order, so any device serves."""
+    return torch.device(device).type if precision == "bf16" else None
+
+
 def reference_cache_fields(reference: dict, extractor: InceptionFeatures) -> dict:
     """What keys the cached features of a reference: its images and the extractor's settings."""
     fields = {**reference, **extractor.settings}
@@ -154,11 +161,9 @@ def reference_cache_fields(reference: dict, extractor: InceptionFeatures) -> dic
         # The default's key leaves the field out, so features cached without it stay valid; the
         # preprocessing text in the key tells the resizes apart.
         del fields["resize"]
-    if extractor.precision == "bf16":
-        # bf16 kernels (oneDNN on a CPU, cuDNN on a GPU) round differently, so a CPU's bf16
-        # features must not stand in for a GPU's (one key per device type, not per model of
-        # chip); fp32 ones (TF32 off) differ only in summation order: one cache serves all.
-        fields["device"] = extractor.device.type
+    device = device_that_matters(extractor.precision, extractor.device)
+    if device is not None:
+        fields["device"] = device
     return fields
 
 
@@ -242,12 +247,11 @@ def stored_records(checkpoint: Path, config: RunConfig, eval_cfg: EvalConfig, se
     same device type as `device` (bf16 features differ between a CPU and a GPU)."""
     names = set(registry.parse_metrics(eval_cfg.metrics))
     records = read_records(checkpoint)
+    needed = device_that_matters(eval_cfg.fid_precision, device) if device is not None else None
 
     def same_device(record: dict) -> bool:
-        if device is None or eval_cfg.fid_precision != "bf16":
-            return True
         stored = _setting(record, "device")
-        return isinstance(stored, str) and stored.split(":")[0] == torch.device(device).type
+        return needed is None or (isinstance(stored, str) and stored.split(":")[0] == needed)
 
     found = {}
     for split in reference_splits(config, eval_cfg):
