@@ -76,6 +76,13 @@ def start(processes: Processes, device: torch.device) -> torch.device:
         device = torch.device("cuda", processes.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        # torch.optim's first optimiser imports torch._dynamo; imported after the group is
+        # joined, it keeps a reference to the group (torch 2.13), so destroy_process_group()
+        # leaves gloo's threads running into interpreter teardown, where a process can abort
+        # (SIGABRT, "terminate called without an active exception") after a finished run.
+        # Imported before, it holds nothing and stop() ends the threads.
+        import torch._dynamo  # noqa: F401
+
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=dt.timedelta(minutes=30),
                                 device_id=device if device.type == "cuda" else None)
@@ -83,6 +90,7 @@ def start(processes: Processes, device: torch.device) -> torch.device:
 
 
 def stop() -> None:
+    """Leave the process group; its threads end here, not in interpreter teardown."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -151,3 +151,28 @@ def test_fid_features_are_split_over_processes_and_gathered_in_order(tmp_path, m
     gathered = torch.load(tmp_path / "gathered.pt", weights_only=True)
     assert gathered.shape == (n, 2048)
     assert torch.equal(gathered, alone)
+
+
+def _gloo_threads_after_stop(rank: int, port: int, out: str) -> None:
+    from genlab import distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    # What the test is about: torch._dynamo not imported yet, as in `genlab train`.
+    assert "torch._dynamo" not in sys.modules
+    distributed.start(distributed.from_environment(), torch.device("cpu"))
+    parameter = torch.nn.Parameter(torch.ones(3))
+    torch.optim.Adam([parameter])  # the trainer's first optimiser imports torch._dynamo
+    distributed.average_gradients([parameter], 2)
+    distributed.stop()
+    threads = [Path(f"/proc/self/task/{t}/comm").read_text().strip()
+               for t in os.listdir("/proc/self/task")]
+    Path(f"{out}.{rank}").write_text("\n".join(t for t in threads if "gloo" in t))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread names from /proc")
+def test_leaving_the_group_ends_its_threads(tmp_path):
+    # gloo threads still running when the interpreter exits can abort a finished process.
+    mp.spawn(_gloo_threads_after_stop, args=(free_port(), str(tmp_path / "threads")), nprocs=2)
+    for rank in (0, 1):
+        assert (tmp_path / f"threads.{rank}").read_text() == "", f"rank {rank}"
