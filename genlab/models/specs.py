@@ -53,7 +53,7 @@ class VAEConfig:
     init: str = option(
         "default", "weight initialisation: default (PyTorch's, as in the homework's starter, "
         "which sets none) or kaiming (He et al. 2015: normal weights of std sqrt(2 / fan_in) "
-        "for the ReLU layers, zero biases)", choices=INITS, legacy="default")
+        "for every convolution and linear layer, zero biases)", choices=INITS, legacy="default")
 
 
 @dataclass
