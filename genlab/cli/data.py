@@ -32,7 +32,7 @@ def register(commands, console: Console) -> None:
     datasets = commands.add_parser("datasets", help="which data sets are found where",
                                    description="List the data sets genlab knows, their splits "
                                    "and where their files are found.")
-    datasets.add_argument("--data-dir", help="also look in this folder, as `genlab train` would")
+    datasets.add_argument("--data-dir", help="look in this folder only, as `genlab train` would")
     datasets.set_defaults(handler=lambda args: datasets_command(args, console))
 
 
