@@ -13,9 +13,9 @@ def register(commands, console: Console) -> None:
     report = commands.add_parser(
         "report", help="one HTML page (and a Markdown twin) about one or more runs",
         description="Write DIR/report.html (self-contained: images embedded, no network "
-        "reference) and DIR/report.md: each run's settings, every curve it logged, GAN "
-        "equilibrium diagnostics, its last grids, an interpolation, its figures and scores; "
-        "then a comparison table and the runs' samples side by side.")
+        "reference) and DIR/report.md: a comparison table and the runs' samples side by side, "
+        "then each run's settings, every curve it logged, GAN equilibrium diagnostics, its "
+        "last grids, an interpolation, its figures and scores.")
     report.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     report.add_argument("-o", "--output", default="report", help="folder (default: report)")
     report.add_argument("--no-interpolation", action="store_true",
