@@ -21,7 +21,8 @@ batch 64, 3 x 64 x 64 images; same seed, same initial weights) on the same batch
 Both sides run fp32 NHWC (channels_last) first; then the one-pass step under bf16 autocast
 (`--precision bf16`), the fast path on a CPU with AVX-512 BF16 or a GPU. The sides alternate for
 --repeats rounds; the best of each is reported, with FLOPs per image (FlopCounterMode, forward
-and backward) and the fraction of the device's measured matrix-product peak (benchmarks/roofline.py).
+and backward) and the fraction of the fastest dense kernel measured on the device in that precision
+(benchmarks/roofline.py's fraction).
 
 Usage:  .venv/bin/python benchmarks/vaegan_step.py [--batch-size 64] [--steps 3] [--warmup 1]
         [--repeats 2] [--latent-dim 2048] [--device auto]
