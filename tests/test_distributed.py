@@ -163,7 +163,9 @@ def _gloo_threads_after_stop(rank: int, port: int, out: str) -> None:
     distributed.start(distributed.from_environment(), torch.device("cpu"))
     parameter = torch.nn.Parameter(torch.ones(3))
     torch.optim.Adam([parameter])  # the trainer's first optimiser imports torch._dynamo
-    distributed.average_gradients([parameter], 2)
+    parameter.grad = torch.full((3,), float(rank))
+    distributed.average_gradients([parameter], 2)  # one all-reduce, as a training step makes
+    assert parameter.grad.tolist() == [0.5] * 3
     distributed.stop()
     threads = [Path(f"/proc/self/task/{t}/comm").read_text().strip()
                for t in os.listdir("/proc/self/task")]
