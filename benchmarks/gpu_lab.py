@@ -265,43 +265,59 @@ def reconstruction_scores(model, real_uint8: torch.Tensor, device: torch.device)
 
 def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg, scoring_skipped:
                str | None, device: torch.device, deadline: float, per_checkpoint_s: float,
-               log, every: int = 1) -> list[dict]:
+               log, every: int = 1, known: dict | None = None) -> list[dict]:
     """A row per model per kept checkpoint of a step that is a multiple of `every`: genlab
     eval's scores (unless `scoring_skipped`) and the reconstructions' measures; checkpoints in
     order of training, the models interleaved, so that running out of time costs every model
-    its last checkpoints alike."""
+    its last checkpoints alike. What is already known is read whatever the time: scores stored
+    beside a checkpoint under the same protocol, and `known[(name, step)]`, a row's
+    reconstruction measures from an earlier call; only measuring anew waits for time, and a
+    row that had to go without says "out of time"."""
     from genlab.checkpoint import list_checkpoints
     from genlab.data import load_split
     from genlab.metrics import registry
     from genlab.metrics.evaluate import evaluate_run, stored_records
-    from genlab.run import load_run
+    from genlab.models import SPECS
+    from genlab.run import load_run, open_config
 
-    kept = {name: [step for step, _ in list_checkpoints(runs / name) if step % every == 0]
-            for name in names}
+    kept = {name: [(step, path) for step, path in list_checkpoints(runs / name)
+                   if step % every == 0] for name in names}
+    configs = {name: open_config(runs / name) for name in names}
     held_out = {}
     rows = []
     for index in range(max(map(len, kept.values()), default=0)):
         for name in names:
             if index >= len(kept[name]):
                 continue
-            step = kept[name][index]
+            step, checkpoint = kept[name][index]
+            config = configs[name]
             row = {"model": name, "step": step, "images": step * batch,
                    "epoch": step * batch / n_train}
             rows.append(row)
-            if deadline - time.monotonic() < per_checkpoint_s:
-                row["skipped"] = "out of time"
-                continue
             try:
-                trained = load_run(runs / name, device, log, step=step)
+                record = None
                 if scoring_skipped is None:
                     # a score stored under the same protocol (an earlier call) is read, not redone
-                    record = next(iter(stored_records(trained.checkpoint, trained.config,
-                                                      eval_cfg, seed=0, device=device).values()))
-                    if record is None:
-                        [record] = evaluate_run(trained.config, trained.model, trained.step,
-                                                trained.checkpoint, eval_cfg, device, log, log)
+                    record = next(iter(stored_records(checkpoint, config, eval_cfg, seed=0,
+                                                      device=device).values()))
+                    if record is not None:
+                        row.update(registry.shown_values(record))
+                has_encoder = "encoder" in SPECS[config.model].capabilities
+                row.update({key: value for key, value in (known or {}).get((name, step), {}).items()
+                            if key in RECONSTRUCTION_FORMATS})
+                to_score = scoring_skipped is None and record is None
+                to_reconstruct = has_encoder and not RECONSTRUCTION_FORMATS.keys() <= row.keys()
+                if not (to_score or to_reconstruct):
+                    continue
+                if deadline - time.monotonic() < per_checkpoint_s:
+                    row["skipped"] = "out of time"
+                    continue
+                trained = load_run(runs / name, device, log, step=step)
+                if to_score:
+                    [record] = evaluate_run(trained.config, trained.model, trained.step,
+                                            trained.checkpoint, eval_cfg, device, log, log)
                     row.update(registry.shown_values(record))
-                if trained.model.can("encoder"):
+                if to_reconstruct:
                     data = trained.config.data
                     if data.val_split not in held_out:
                         held_out[data.val_split] = load_split(data, data.val_split).images
@@ -310,7 +326,8 @@ def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg,
                 del trained
             except Exception as exc:  # a benchmark records what failed and carries on
                 row["error"] = f"{type(exc).__name__}: {exc}"
-            print(f"scored {json.dumps(row)}", flush=True)
+            finally:
+                print(f"scored {json.dumps(row)}", flush=True)
     return rows
 
 
@@ -359,14 +376,14 @@ def trajectory_table(rows: list[dict]) -> list[str]:
 
     def cell(row: dict, key: str) -> str:
         if key not in row:
-            return "-"
+            return row.get("skipped", "-")  # a partial row: what it went without, and why
         fmt = RECONSTRUCTION_FORMATS.get(key)
         return format(row[key], fmt) if fmt else format_value(key, row[key])
 
     for row in rows:
         head = f"| {row['model']} | {row['epoch']:.1f} | {row['step']} | {row['images']:,} |"
-        if "skipped" in row or "error" in row:
-            lines.append(f"{head} {row.get('skipped') or row.get('error')} |" + " |" * (len(keys) - 1))
+        if "error" in row or row.keys() <= {*ROW_KEYS}:  # nothing scored
+            lines.append(f"{head} {row.get('error') or row.get('skipped')} |" + " |" * (len(keys) - 1))
         else:
             lines.append(head + "".join(f" {cell(row, key)} |" for key in keys))
     return lines

@@ -16,9 +16,10 @@ writes OUT/trajectory.md and OUT/trajectory.json (a row per model per kept check
 of training, the models interleaved) and, with --figures, celeba64-fid-by-images.png and
 celeba64-edge-contrast-by-images.png there. Each rung of a model with an encoder also gets
 experiments/prior_gap.py's measures (how far its aggregate posterior is from the prior, and the
-diversity of prior against fitted draws), kept in OUT/prior_gap.json and OUT/prior_gap.md. --until: no checkpoint is started that the time
-(a wall-clock time `date -d` reads) would cut; those rows say "out of time", and the next call
-scores them.
+diversity of prior against fitted draws), kept in OUT/prior_gap.json and OUT/prior_gap.md. --until: no checkpoint is measured that the time
+(a wall-clock time `date -d` reads) would cut; what is already known (stored scores, the
+reconstructions' measures in OUT/trajectory.json) is shown whatever the time, what is missing
+says "out of time", and the next call measures it.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def main() -> None:
 
     from genlab.config import EvalConfig
     from genlab.data import describe_split
+    from genlab.fsutil import atomic_open
     from genlab.run import load_config, resolve_device
 
     names = [name for name in RUNS if (args.out / name / "config.json").is_file()]
@@ -128,10 +130,16 @@ def main() -> None:
     eval_cfg = EvalConfig(fid_samples=args.fid_samples, fid_precision="fp32")
     # The ladder's rungs only: a checkpoint a deadline or a signal wrote between them is for
     # resuming, not a point of the trajectory.
+    # The reconstructions' measures of an earlier call are kept in trajectory.json, not beside
+    # the checkpoints as the scores are: read them back rather than measure them again.
+    earlier = args.out / "trajectory.json"
+    known = {(row["model"], row["step"]): row
+             for row in (json.loads(earlier.read_text()) if earlier.is_file() else [])}
     rows = score_runs(names, args.out, n_train, batch, eval_cfg, None, resolve_device(args.device),
                       deadline, PER_CHECKPOINT_S, lambda message: print(message, flush=True),
-                      every=config.train.saving_steps)
-    (args.out / "trajectory.json").write_text(json.dumps(rows, indent=2))
+                      every=config.train.saving_steps, known=known)
+    with atomic_open(earlier, "w") as f:
+        f.write(json.dumps(rows, indent=2))
     table = "\n".join(trajectory_table(rows)) + "\n"
     (args.out / "trajectory.md").write_text(table)
     print(table)

@@ -110,6 +110,54 @@ def test_scoring_keeps_to_the_rungs_and_marks_what_the_deadline_would_cut(digit_
     rows = gpu_lab.score_runs(["vae", "dcgan"], digit_runs, 1500, 64, None, "not scored here",
                               torch.device("cpu"), deadline=time.monotonic() + 5,
                               per_checkpoint_s=60, log=log.append)
-    assert [(r["model"], r["step"], r["skipped"]) for r in rows] == [
-        ("vae", 10, "out of time"), ("dcgan", 10, "out of time"),
-        ("vae", 20, "out of time"), ("dcgan", 20, "out of time")]  # interleaved, in order of training
+    # interleaved, in order of training; the DCGAN, not scored here, has nothing to wait for
+    assert [(r["model"], r["step"], r.get("skipped")) for r in rows] == [
+        ("vae", 10, "out of time"), ("dcgan", 10, None),
+        ("vae", 20, "out of time"), ("dcgan", 20, None)]
+
+
+def test_what_is_known_is_shown_past_the_deadline_and_only_measuring_waits(digit_runs):
+    """Scores stored beside a checkpoint, and reconstruction measures an earlier call found, are
+    read however late it is: a trajectory rewritten near a deadline keeps every row it had. A row
+    missing a measure says "out of time" in that measure's cells."""
+    import torch
+
+    from genlab.checkpoint import list_checkpoints
+    from genlab.config import EvalConfig
+    from genlab.metrics.evaluate import reference_splits, run_settings
+    from genlab.metrics.records import append_record
+    from genlab.run import open_config
+
+    eval_cfg = EvalConfig(fid_samples=16, fid_precision="fp32")
+    for name, fid in (("vae", 11.0), ("dcgan", 12.0)):
+        config = open_config(digit_runs / name)
+        [split] = reference_splits(config, eval_cfg)[:1]
+        for step, checkpoint in list_checkpoints(digit_runs / name):
+            if (name, step) != ("dcgan", 20):  # the one checkpoint nothing is known of
+                append_record(checkpoint, {"step": step, "fid": fid + step, "kid": 0.1,
+                                           "kid_std": 0.01, "precision": 0.5, "recall": 0.25,
+                                           "metrics": ["fid", "kid", "pr"],
+                                           "settings": run_settings(config, eval_cfg, 0, split)})
+    earlier = {"pixel_mse": 0.01, "edge_contrast": 0.2, "detail_error": 1.5}
+    known = {("vae", 10): {**earlier, "fid": 999.0}}  # a known row's own scores are not trusted
+
+    rows = gpu_lab.score_runs(["vae", "dcgan"], digit_runs, 1500, 64, eval_cfg, None,
+                              torch.device("cpu"), deadline=0.0, per_checkpoint_s=60,
+                              log=lambda _: None, known=known)
+    by_key = {(r["model"], r["step"]): r for r in rows}
+    assert by_key[("vae", 10)] == {"model": "vae", "step": 10, "images": 640, "epoch": 640 / 1500,
+                                   "fid": 21.0, "kid": 0.1, "kid_std": 0.01, "precision": 0.5,
+                                   "recall": 0.25, **earlier}
+    assert by_key[("dcgan", 10)]["fid"] == 22.0 and "skipped" not in by_key[("dcgan", 10)]
+    assert by_key[("vae", 20)]["fid"] == 31.0 and by_key[("vae", 20)]["skipped"] == "out of time"
+    assert by_key[("dcgan", 20)].keys() == {"model", "step", "images", "epoch", "skipped"}
+
+    table = gpu_lab.trajectory_table(rows)
+    assert table[0] == ("| model | epoch | step | images seen | fid | kid | kid std | precision | "
+                        "recall | pixel mse | edge contrast | detail error |")
+    assert table[2:] == [
+        "| vae | 0.4 | 10 | 640 | 21 | 0.1 | 0.01 | 0.5 | 0.25 | 0.0100 | 0.200 | 1.50 |",
+        "| dcgan | 0.4 | 10 | 640 | 22 | 0.1 | 0.01 | 0.5 | 0.25 | - | - | - |",  # no encoder
+        "| vae | 0.9 | 20 | 1,280 | 31 | 0.1 | 0.01 | 0.5 | 0.25 | out of time | out of time | "
+        "out of time |",
+        "| dcgan | 0.9 | 20 | 1,280 | out of time |" + " |" * 7]  # nothing to show
