@@ -10,11 +10,13 @@ held-out test faces measured as experiments/vaegan_comparison.py measures them (
 edge contrast, detail error). benchmarks/gpu_lab.py's scoring and table, on the CPU and across
 sessions:
 
-    .venv/bin/python experiments/celeba_trajectory.py OUT [--figures docs/figures] [--until 02:30]
+    .venv/bin/python experiments/celeba_trajectory.py OUT [--figures docs/figures] [--until 02:30] \
+        [--earlier docs/results/data/celeba64-trajectory-first-run.json]
 
 writes OUT/trajectory.md and OUT/trajectory.json (a row per model per kept checkpoint, in order
 of training, the models interleaved) and, with --figures, celeba64-fid-by-images.png and
-celeba64-edge-contrast-by-images.png there. Each rung of a model with an encoder also gets
+celeba64-edge-contrast-by-images.png there (with --earlier, an earlier run of the ladder drawn
+dashed beside this one). Each rung of a model with an encoder also gets
 experiments/prior_gap.py's measures (how far its aggregate posterior is from the prior, and the
 diversity of prior against fitted draws), kept in OUT/prior_gap.json and OUT/prior_gap.md. --until: no checkpoint is measured that the time
 (a wall-clock time `date -d` reads) would cut; what is already known (stored scores, the
@@ -46,17 +48,22 @@ PRIOR_GAP_COLUMNS = (("kl_from_prior_nats", "KL of q(z)'s fit from N(0, I)", ".0
                      ("diversity_prior", "diversity, prior draws", ".3f"))
 
 
-def plot(rows: list[dict], key: str, label: str, path: Path) -> None:
+def plot(rows: list[dict], key: str, label: str, path: Path, earlier: list[dict]) -> None:
+    """`key` against images seen, a line per model; an earlier run of the same ladder (`earlier`,
+    its trajectory.json) dashed in its model's colour."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
-    for name in dict.fromkeys(r["model"] for r in rows):  # in order of appearance
-        points = [(r["images"], r[key]) for r in rows if r["model"] == name and key in r]
-        if points:
-            ax.plot(*zip(*points), marker="o", label=name)
+    names = dict.fromkeys(r["model"] for r in rows + earlier)  # in order of appearance
+    for colour, name in enumerate(names):
+        for which, style, suffix in ((rows, "-", ""), (earlier, "--", ", earlier run")):
+            points = [(r["images"], r[key]) for r in which if r["model"] == name and key in r]
+            if points:
+                ax.plot(*zip(*points), style, marker="o", color=f"C{colour}",
+                        label=name + suffix)
     ax.set_xlabel("training images seen")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
@@ -106,6 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="experiments/celeba_long.sh's OUT")
     parser.add_argument("--figures", type=Path, help="write the two plots here")
+    parser.add_argument("--earlier", type=Path,
+                        help="an earlier run's trajectory.json, drawn dashed in the plots")
     parser.add_argument("--until", help="start no checkpoint this wall-clock time would cut")
     parser.add_argument("--fid-samples", type=int, default=3000, help="images a side")
     parser.add_argument("--device", default="cpu")
@@ -149,10 +158,11 @@ def main() -> None:
     print(gap_table)
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
+        earlier = json.loads(args.earlier.read_text()) if args.earlier else []
         plot(rows, "fid", f"FID ({args.fid_samples:,} vs {args.fid_samples:,} training faces)",
-             args.figures / "celeba64-fid-by-images.png")
+             args.figures / "celeba64-fid-by-images.png", earlier)
         plot(rows, "edge_contrast", "edge contrast of test reconstructions",
-             args.figures / "celeba64-edge-contrast-by-images.png")
+             args.figures / "celeba64-edge-contrast-by-images.png", earlier)
 
 
 if __name__ == "__main__":

@@ -75,3 +75,25 @@ def test_the_trajectory_measures_each_encoder_rung_once_and_tabulates_it(digit_r
     [header, rule, line] = trajectory.prior_gap_table([gap])
     assert header.startswith("| model | step | images seen | KL of q(z)'s fit")
     assert line.startswith("| vae | 20 | 1,280 | ")
+
+
+def test_the_trajectory_plots_draw_an_earlier_run_dashed_in_each_models_colour(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    trajectory = experiment("celeba_trajectory")
+    drawn = []
+    original = Axes.plot
+
+    def recording(self, *args, **kwargs):
+        drawn.append((args[-1], kwargs["color"], kwargs["label"], args[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", recording)
+    rows = [{"model": "vae", "images": 100, "fid": 30.0}, {"model": "dcgan", "images": 100, "fid": 20.0}]
+    earlier = [{"model": "vae", "images": 100, "fid": 31.0}, {"model": "vae", "images": 200, "fid": 25.0},
+               {"model": "vaegan", "images": 100, "fid": 40.0}]  # a model only the earlier run has
+    path = tmp_path / "fid.png"
+    trajectory.plot(rows, "fid", "FID", path, earlier)
+    assert path.stat().st_size > 0
+    assert drawn == [("-", "C0", "vae", (100,)), ("--", "C0", "vae, earlier run", (100, 200)),
+                     ("-", "C1", "dcgan", (100,)), ("--", "C2", "vaegan, earlier run", (100,))]
