@@ -118,14 +118,6 @@ class DCGAN(GenerativeModel):
         """G(z): latents (B, latent) -> images (B, C, size, size) in [-1, 1]."""
         return self.generator(z[:, :, None, None])  # (B, latent) -> (B, latent, 1, 1)
 
-    def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, size, size) -> logit of D(x), (B,)."""
-        return self.discriminator[:-1](x).flatten()  # (B, 1, 1, 1) -> (B,)
-
-    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
-        """D(x): the probability that each image is real, (B,)."""
-        return self.discriminator(x).flatten()
-
     def _training_logits(self, x: torch.Tensor, shard: Shard) -> torch.Tensor:
         """D's logits in a training phase: on DiffAugment-ed images when a policy is set."""
         return self.discriminator_logits(diff_augment(x, self.config.diff_augment, shard))

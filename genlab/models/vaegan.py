@@ -110,14 +110,6 @@ class VAEGAN(GenerativeModel):
             x = layer(x)
         raise AssertionError(f"no layer {self.config.feature_layer} in the discriminator")
 
-    def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, 64, 64) -> logit of D(x), (B,)."""
-        return self.discriminator[:-1](x).flatten()  # (B, 1) -> (B,)
-
-    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
-        """D(x): the probability that each image is real, (B,)."""
-        return self.discriminator(x).flatten()
-
     def logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One discriminator pass: the logits of D(x), (B,), and Dis_l(x), (B, ...)."""
         if self.config.feature_layer == "pixel":
