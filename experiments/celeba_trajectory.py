@@ -137,17 +137,17 @@ def main() -> None:
         seconds = int(subprocess.check_output(["date", "-d", args.until, "+%s"], text=True))
         deadline = time.monotonic() + seconds - time.time()
     eval_cfg = EvalConfig(fid_samples=args.fid_samples, fid_precision="fp32")
-    # The ladder's rungs only: a checkpoint a deadline or a signal wrote between them is for
-    # resuming, not a point of the trajectory.
     # The reconstructions' measures of an earlier call are kept in trajectory.json, not beside
     # the checkpoints as the scores are: read them back rather than measure them again.
-    earlier = args.out / "trajectory.json"
+    trajectory = args.out / "trajectory.json"
     known = {(row["model"], row["step"]): row
-             for row in (json.loads(earlier.read_text()) if earlier.is_file() else [])}
+             for row in (json.loads(trajectory.read_text()) if trajectory.is_file() else [])}
+    # The ladder's rungs only: a checkpoint a deadline or a signal wrote between them is for
+    # resuming, not a point of the trajectory.
     rows = score_runs(names, args.out, n_train, batch, eval_cfg, None, resolve_device(args.device),
                       deadline, PER_CHECKPOINT_S, lambda message: print(message, flush=True),
                       every=config.train.saving_steps, known=known)
-    with atomic_open(earlier, "w") as f:
+    with atomic_open(trajectory, "w") as f:
         f.write(json.dumps(rows, indent=2))
     table = "\n".join(trajectory_table(rows)) + "\n"
     (args.out / "trajectory.md").write_text(table)
