@@ -187,16 +187,6 @@ class GenerativeModel(nn.Module):
         return {"val": val_batch, "reconstructions": self.reconstruct(val_batch),
                 "samples": self.decode(fixed_latents)}
 
-    # --- the discriminator, of a model that can("discriminator") ------------------------------
-    # Its `discriminator` is an nn.Sequential whose last layer is the Sigmoid.
-    def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, H, W) -> logit of D(x), (B,): the discriminator short of its Sigmoid."""
-        return self.discriminator[:-1](x).flatten()  # (B, 1, 1, 1) or (B, 1) -> (B,)
-
-    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
-        """D(x): the probability that each image is real, (B,)."""
-        return self.discriminator(x).flatten()
-
     # --- collapse diagnostics (genlab.models.diagnostics), at every validation ---------------
     # What to try when a layer's units all die or the posterior passes nothing.
     collapse_hint: ClassVar[str] = "try another --seed"
@@ -221,3 +211,16 @@ class GenerativeModel(nn.Module):
         mu, log_sigma = mu.double(), log_sigma.double()
         return {"active_dims": torch.tensor(float(active_dimensions(mu))),
                 "kl_per_dimension": gaussian_kl_per_dimension(mu, log_sigma).mean(0)}  # (D,)
+
+
+class WithDiscriminator(GenerativeModel):
+    """A model that can("discriminator"): its `discriminator` is an nn.Sequential whose last
+    layer is the Sigmoid. (Only such a model has these methods: tests/test_contract.py.)"""
+
+    def discriminator_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) -> logit of D(x), (B,): the discriminator short of its Sigmoid."""
+        return self.discriminator[:-1](x).flatten()  # (B, 1, 1, 1) or (B, 1) -> (B,)
+
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """D(x): the probability that each image is real, (B,)."""
+        return self.discriminator(x).flatten()

@@ -38,7 +38,7 @@ from genlab.config import TrainConfig
 from genlab.errors import GenlabError
 from genlab.losses import discriminator_fake_loss, discriminator_real_loss, generator_loss
 from genlab.models.augment import diff_augment
-from genlab.models.base import GenerativeModel, Phase, Step, Update
+from genlab.models.base import Phase, Step, Update, WithDiscriminator
 from genlab.models.noise import Shard
 from genlab.models.specs import DCGAN_ARCHS as ARCHS
 from genlab.models.specs import DEFAULT_HIDDEN, SPECS, DCGANConfig
@@ -94,7 +94,7 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class DCGAN(GenerativeModel):
+class DCGAN(WithDiscriminator):
     """Deep convolutional GAN: generator G(z), discriminator D(x), trained in alternating phases."""
 
     spec = SPECS["dcgan"]

@@ -43,7 +43,7 @@ from genlab.config import TrainConfig
 from genlab.errors import GenlabError
 from genlab.losses import (discriminator_fake_loss, discriminator_real_loss, feature_llike,
                            gaussian_kl, generator_loss)
-from genlab.models.base import GenerativeModel, Phase, Step, Update, frozen_batchnorm_stats
+from genlab.models.base import Phase, Step, Update, WithDiscriminator, frozen_batchnorm_stats
 from genlab.models.larsen import IMAGE_SIZE, LarsenEncoder, larsen_decoder, larsen_discriminator
 from genlab.models.noise import Shard
 from genlab.models.posterior import LOG_SIGMA_MAX, gaussian_posterior
@@ -56,7 +56,7 @@ def rmsprop(params, lr: float) -> torch.optim.RMSprop:
     return torch.optim.RMSprop(params, lr=lr, alpha=0.99)
 
 
-class VAEGAN(GenerativeModel):
+class VAEGAN(WithDiscriminator):
     """VAE/GAN (Larsen et al. 2015): a VAE that reconstructs in a GAN discriminator's features."""
 
     spec = SPECS["vaegan"]
