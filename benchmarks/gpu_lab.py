@@ -277,7 +277,7 @@ def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg,
     from genlab.data import load_split
     from genlab.metrics import registry
     from genlab.metrics.evaluate import evaluate_run, stored_records
-    from genlab.models import SPECS
+    from genlab.models import MODELS
     from genlab.run import load_run, open_config
 
     kept = {name: [(step, path) for step, path in list_checkpoints(runs / name)
@@ -302,11 +302,10 @@ def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg,
                                                       device=device).values()))
                     if record is not None:
                         row.update(registry.shown_values(record))
-                has_encoder = "encoder" in SPECS[config.model].capabilities
                 row.update({key: value for key, value in (known or {}).get((name, step), {}).items()
                             if key in RECONSTRUCTION_FORMATS})
                 to_score = scoring_skipped is None and record is None
-                to_reconstruct = has_encoder and not RECONSTRUCTION_FORMATS.keys() <= row.keys()
+                to_reconstruct = MODELS[config.model].can("encoder") and not RECONSTRUCTION_FORMATS.keys() <= row.keys()
                 if not (to_score or to_reconstruct):
                     continue
                 if deadline - time.monotonic() < per_checkpoint_s:
