@@ -97,3 +97,25 @@ def test_the_trajectory_plots_draw_an_earlier_run_dashed_in_each_models_colour(t
     assert path.stat().st_size > 0
     assert drawn == [("-", "C0", "vae", (100,)), ("--", "C0", "vae, earlier run", (100, 200)),
                      ("-", "C1", "dcgan", (100,)), ("--", "C2", "vaegan, earlier run", (100,))]
+
+
+def test_the_trajectory_command_reads_back_what_it_knows_when_out_of_time(digit_runs, tmp_path):
+    """celeba_trajectory.py past its --until: the reconstructions' measures of OUT/trajectory.json
+    come back into the table and the rewritten file; nothing is measured."""
+    import shutil
+
+    out = tmp_path / "out"
+    for name, folder in (("vae", "vae-larsen64"), ("dcgan", "dcgan64")):
+        shutil.copytree(digit_runs / name, out / folder)
+    known = {"pixel_mse": 0.0123, "edge_contrast": 0.456, "detail_error": 1.23}
+    (out / "trajectory.json").write_text(json.dumps(
+        [{"model": "vae-larsen64", "step": 10, "images": 320, "epoch": 0.1, **known}]))
+    result = subprocess.run([sys.executable, "experiments/celeba_trajectory.py", out,
+                             "--until", "1 hour ago", "--fid-samples", "16"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {(r["model"], r["step"]): r for r in json.loads((out / "trajectory.json").read_text())}
+    assert {k: rows[("vae-larsen64", 10)][k] for k in known} == known
+    assert rows[("vae-larsen64", 10)]["skipped"] == "out of time"  # its FID: not measured
+    assert "pixel_mse" not in rows[("vae-larsen64", 20)]
+    assert "| 0.0123 | 0.456 | 1.23 |" in (out / "trajectory.md").read_text()
