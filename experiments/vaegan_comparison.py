@@ -114,7 +114,7 @@ def measure(run: Path, real_uint8: torch.Tensor, samples: int, step: int | None)
     out = {"run": run.name, "model": config.model, "step": step}
     real = real_uint8.float() / 255  # (N, C, H, W) in [0, 1]
     real_sharpness = laplacian_variance(real)
-    if hasattr(model, "reconstruct"):
+    if model.can("encoder"):
         recon = torch.cat([to_unit_range(model.reconstruct(to_model_range(b, model.data_range)),
                                          model.data_range) for b in real_uint8.split(64)])
         out["recon"] = recon

@@ -102,3 +102,15 @@ def test_the_edge_contrast_difference_is_paired_and_its_interval_covers_it(compa
     assert 0 < low < difference < high  # every image's edges are flatter under more blur
     # The same reconstructions on both sides differ by nothing, in every resample.
     assert comparison.edge_contrast_difference(blurred, blurred, rectangles, 100) == (0, 0, 0)
+
+
+def test_a_run_is_measured_by_what_its_model_can_do(comparison, digit_runs):
+    """The comparison's runs mix models: reconstructions only where there is an encoder (the
+    DCGAN inherits a `reconstruct` from the base class that needs one), samples for all."""
+    real = torch.randint(0, 256, (8, 1, 32, 32), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(0))
+    vae = comparison.measure(digit_runs / "vae", real, samples=4, step=20)
+    dcgan = comparison.measure(digit_runs / "dcgan", real, samples=4, step=20)
+    assert vae["recon"].shape == (8, 1, 32, 32) and "edge_contrast" in vae
+    assert "recon" not in dcgan and "edge_contrast" not in dcgan
+    assert vae["samples"].shape == dcgan["samples"].shape == (4, 1, 32, 32)
