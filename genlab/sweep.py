@@ -58,15 +58,13 @@ def combinations(settings: dict[str, list[Any]]) -> list[SweepRun]:
     return runs
 
 
-def plan(model: str, settings: dict[str, list[Any]], out: Path) -> list[SweepRun]:
-    """The sweep's runs, each checked as `genlab train` checks its flags before loading data:
-    nothing is written, and a bad combination stops the sweep before its first run."""
+def plan(model: str, settings: dict[str, list[Any]], out: Path) -> list[tuple[SweepRun, Any]]:
+    """The sweep's runs, each with the plan `genlab train` makes of its flags before loading
+    data (a `genlab.run.RunPlan`): nothing is written, and a bad combination stops the sweep
+    before its first run."""
     from genlab.run import plan_run
 
-    runs = combinations(settings)
-    for run in runs:
-        plan_run(model, run.settings, out / run.name)
-    return runs
+    return [(run, plan_run(model, run.settings, out / run.name)) for run in combinations(settings)]
 
 
 def train_argv(model: str, run: SweepRun, run_dir: Path) -> list[str]:

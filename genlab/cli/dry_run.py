@@ -86,16 +86,15 @@ def print_train_plan(plan, title: str) -> None:
     print_settings(config, sources, changed)
 
 
-def print_sweep_plan(model: str, runs, out) -> None:
-    """Each run of a sweep, new or resumed, then the first one in full."""
-    from genlab.run import plan_run
-
-    plans = [plan_run(model, run.settings, out / run.name) for run in runs]
-    print(f"genlab sweep {model}: {len(runs)} run(s) into {out} (dry run: nothing is written)")
-    for run, plan in zip(runs, plans):
+def print_sweep_plan(model: str, planned, out) -> None:
+    """Each run of a sweep, new or resumed, then the first one in full; `planned` is
+    `genlab.sweep.plan`'s (run, plan) pairs."""
+    print(f"genlab sweep {model}: {len(planned)} run(s) into {out} (dry run: nothing is written)")
+    for run, plan in planned:
         varied = ", ".join(f"{k} {_text(v)}" for k, v in run.varied.items()) or "one run"
         print(f"  {run.name}: {varied} ({'resumes' if plan.resuming else 'new'})")
-    print_train_plan(plans[0], f"the first run, {runs[0].name}")
+    first_run, first_plan = planned[0]
+    print_train_plan(first_plan, f"the first run, {first_run.name}")
 
 
 def print_eval_plan(run_dir: str, step: int | None, device_name: str, eval_cfg,

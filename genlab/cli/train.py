@@ -145,14 +145,14 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
 
     settings = {k: (v if isinstance(v, list) else [v])
                 for k, v in config_settings(args, args.model).items()}
+    planned = sweep.plan(args.model, settings, Path(args.out))
     if args.dry_run:
         from genlab.cli.dry_run import print_sweep_plan
 
-        print_sweep_plan(args.model, sweep.plan(args.model, settings, Path(args.out)),
-                         Path(args.out))
+        print_sweep_plan(args.model, planned, Path(args.out))
         return 0
     check_output_folder(args.out, "--out")
-    runs = sweep.plan(args.model, settings, Path(args.out))
+    runs = [run for run, _ in planned]
     varied = ", ".join(sorted({k for r in runs for k in r.varied})) or "nothing"
     console.say(f"sweep: {len(runs)} run(s) of {args.model} varying {varied} into {args.out}, "
                 f"{args.parallel} at a time")
