@@ -59,12 +59,25 @@ def combinations(settings: dict[str, list[Any]]) -> list[SweepRun]:
 
 
 def plan(model: str, settings: dict[str, list[Any]], out: Path) -> list[tuple[SweepRun, Any]]:
-    """The sweep's runs, each with the plan `genlab train` makes of its flags before loading
-    data (a `genlab.run.RunPlan`): nothing is written, and a bad combination stops the sweep
-    before its first run."""
-    from genlab.run import plan_run
+    """The sweep's runs, each with the plan `genlab train` makes of its flags (a
+    `genlab.run.RunPlan`), checked as each run would check it before training: its data's
+    files and splits (headers only) and its end-of-training scores. Nothing is written, and a
+    bad combination stops the sweep before its first run."""
+    from genlab.data import describe_training_splits
+    from genlab.metrics.evaluate import check_ready
+    from genlab.run import plan_run, resolve_device
 
-    return [(run, plan_run(model, run.settings, out / run.name)) for run in combinations(settings)]
+    planned, checked = [], set()
+    for run in combinations(settings):
+        run_plan = plan_run(model, run.settings, out / run.name)
+        config = run_plan.config
+        describe_training_splits(config.data)
+        scoring = (repr(config.eval), config.train.device)
+        if scoring not in checked:  # the Inception weights' hash once, not once a run
+            check_ready(config.eval, resolve_device(config.train.device))
+            checked.add(scoring)
+        planned.append((run, run_plan))
+    return planned
 
 
 def train_argv(model: str, run: SweepRun, run_dir: Path) -> list[str]:

@@ -108,3 +108,25 @@ def test_a_dry_run_with_an_impossible_setting_stops_with_one_sentence(tmp_path):
                      "--run-dir", tmp_path / "run")
     assert_one_sentence_error(result, "--fid-samples 5000 is more than the 1500 images")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dry_run_refuses_the_scoring_set_up_the_run_would_refuse(tmp_path):
+    """The end-of-training scores are checked before training (check_ready); a dry run says
+    what the run would say, not exit 0 on a setting the run stops at."""
+    result = run_cli("train", "vae", *TINY[:2], "--metrics", "fid,bogus", "--dry-run",
+                     "--run-dir", tmp_path / "run")
+    assert_one_sentence_error(result, "--metrics fid,bogus should be")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_sweep_checks_every_run_s_data_and_scores_before_its_first_run(tmp_path):
+    out = tmp_path / "sweep"
+    missing = tmp_path / "nowhere.h5"
+    result = run_cli("sweep", "vae", "--data", missing, "--latent-dim", "2", "5", "--steps", "2",
+                     "--out", out)
+    assert result.returncode == 2 and str(missing) in result.stderr
+    assert not out.exists()  # refused before any run's folder or log
+    result = run_cli("sweep", "vae", *TINY[:2], "--latent-dim", "2", "5", "--metrics", "bogus",
+                     "--out", out)
+    assert_one_sentence_error(result, "--metrics bogus should be")
+    assert not out.exists()

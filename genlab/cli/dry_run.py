@@ -40,8 +40,10 @@ def print_settings(config: RunConfig, sources: dict[str, str], changed: dict[str
 def print_train_plan(plan, title: str) -> None:
     """A `genlab train` run as it would start: folder, data with counts, device, precision,
     steps, and every setting with its source. Raises what the run would raise before training
-    (a missing data file or split, an impossible --fid-samples)."""
-    from genlab.data import describe_split
+    (a missing data file or split, an impossible --fid-samples, an unknown --metrics, missing
+    Inception weights)."""
+    from genlab.data import describe_training_splits
+    from genlab.metrics.evaluate import check_ready
     from genlab.models import SPECS
     from genlab.run import finalise, resolve_device
     from genlab.train.trainer import uses_bf16
@@ -53,10 +55,7 @@ def print_train_plan(plan, title: str) -> None:
         state += f" from step {plan.parent[0]['step']:,} of {plan.parent[1]}"
     named = "--run-dir" if plan.folder_given else "named from the settings"
     print(f"{'run folder:':<12} {plan.folder} ({state}; {named})")
-    train = describe_split(config.data, config.data.train_split)
-    val = (train if config.data.val_split == config.data.train_split
-           or train.split != config.data.train_split
-           else describe_split(config.data, config.data.val_split))
+    train, val = describe_training_splits(config.data)
     before = {name: getattr(getattr(config, s), name) for s in SECTIONS
               for name in (f.name for f in dataclasses.fields(getattr(config, s)))}
     notes: list[str] = []
@@ -68,6 +67,7 @@ def print_train_plan(plan, title: str) -> None:
           f"{train.split} split: {train.source}")
     print(f"{'':<12} {val.count:,} validation images, {val.split} split")
     device = resolve_device(config.train.device)
+    check_ready(config.eval, device)  # as the run does once its data are found
     bf16 = uses_bf16(config.train.precision, device,
                      SPECS[config.model].bf16_on_cpu(config.model_config))
     print(f"{'device:':<12} {device}; precision {'bf16 autocast' if bf16 else 'fp32'} "

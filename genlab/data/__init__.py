@@ -119,6 +119,16 @@ def describe_split(cfg: DataConfig, split: str) -> SplitSummary:
     return SplitSummary(count, (cfg.channels or c, h, w), split, source)
 
 
+def describe_training_splits(cfg: DataConfig) -> tuple[SplitSummary, SplitSummary]:
+    """The training and the validation split a run would load, as `describe_split` finds them:
+    a source without splits (a --data folder or file) serves as both."""
+    train = describe_split(cfg, cfg.train_split)
+    without_splits = train.split != cfg.train_split
+    if cfg.val_split == cfg.train_split or without_splits:
+        return train, train
+    return train, describe_split(cfg, cfg.val_split)
+
+
 def _entry(cfg: DataConfig, split: str) -> DatasetEntry:
     if cfg.dataset not in DATASETS:
         raise DataError(f"unknown data set {cfg.dataset!r} for --dataset; choose one of "
