@@ -95,8 +95,10 @@ class VAEGAN(WithDiscriminator):
         unit variance whatever their spread (tested), so the encoder could shrink z towards 0 to
         lower the KL term at no cost in training-mode reconstruction, while eval mode, which
         normalises with running statistics, would not undo it. Beside prior draws the
-        posterior's spread is measured against N(0, I)'s. The authors decode [z, z_p] as one
-        batch for their GAN terms too."""
+        posterior's spread is measured against N(0, I)'s. The authors' code decodes z alone for
+        its reconstruction loss and [z, z_p] as one batch only in its GAN pass with
+        `discriminate_ae_recon=True` (model/aegan.py), which their CelebA script sets to False:
+        one batch here is genlab's choice, for the reason above."""
         decoded = self.decode(torch.cat([z, z_prior.to(z.dtype)]))
         return decoded[:len(z)], decoded[len(z):]  # (2B, C, H, W) -> 2 x (B, C, H, W)
 
