@@ -315,7 +315,7 @@ class RunLock:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self._fd: int | None = None
-        self._created = False
+        self._made: list[Path] = []  # the folders this start created, the run folder first
         self._created_lock = False
 
     def __enter__(self) -> "RunLock":
@@ -323,7 +323,7 @@ class RunLock:
 
         path = self.folder / LOCK_FILE
         try:
-            self._created = not self.folder.exists()
+            self._made = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
             self.folder.mkdir(parents=True, exist_ok=True)
             self._created_lock = not os.path.lexists(path)
             # O_NOFOLLOW: a lock that is a symbolic link is refused, never followed (the PID
@@ -362,12 +362,20 @@ class RunLock:
         return self
 
     def _undo_failed_start(self) -> None:
-        """Remove the lock file and folder this start made, where it made them."""
+        """Remove the lock file and folders this start made, where it made them."""
         with contextlib.suppress(OSError):
             if self._created_lock:
                 (self.folder / LOCK_FILE).unlink(missing_ok=True)
-            if self._created:
-                self.folder.rmdir()
+        self._remove_made_folders()
+
+    def _remove_made_folders(self) -> None:
+        """The run folder and the parents this start created (a default `runs/`), innermost
+        first, each only while empty."""
+        for folder in self._made:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
 
     def __exit__(self, exc_type, *exc_info) -> None:
         import fcntl
@@ -378,10 +386,9 @@ class RunLock:
             # A refused start in an existing folder (another model's, another's notes) leaves
             # the folder as it found it.
             (self.folder / LOCK_FILE).unlink(missing_ok=True)
-        if self._created and {f.name for f in self.folder.iterdir()} <= {LOCK_FILE}:
+        if self._made and {f.name for f in self.folder.iterdir()} <= {LOCK_FILE}:
             (self.folder / LOCK_FILE).unlink(missing_ok=True)  # a failed start leaves no trace
-            with contextlib.suppress(OSError):
-                self.folder.rmdir()
+            self._remove_made_folders()
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None

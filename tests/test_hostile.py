@@ -255,6 +255,12 @@ def test_a_start_that_fails_before_writing_leaves_no_folder(tmp_path):
                      "--run-dir", tmp_path / "run")
     assert_one_sentence_error(result, "missing.h5 does not exist")
     assert not (tmp_path / "run").exists()
+    # nor the parent folders it made for the run folder, while a parent that was there stays
+    (tmp_path / "kept").mkdir()
+    result = run_cli("train", "vae", "--data", tmp_path / "missing.h5", "--fid-samples", "0",
+                     "--run-dir", tmp_path / "kept" / "runs" / "a" / "run")
+    assert_one_sentence_error(result, "missing.h5 does not exist")
+    assert (tmp_path / "kept").is_dir() and not list((tmp_path / "kept").iterdir())
 
 
 # --- 2, 3. decompression bombs and the server's limits --------------------------------------

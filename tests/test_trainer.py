@@ -190,14 +190,22 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_says_so(tmp_
     assert cli.main([*args, "--steps", "5"]) == 0
     before = checkpoint_path(tmp_path, 5).read_bytes()
 
-    def no_space(fd):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real_fsync = os.fsync
 
-    monkeypatch.setattr(fsutil.os, "fsync", no_space)
+    def no_space_for_checkpoints(fd):
+        # The disk fills at the checkpoint's write, not at the resumed run's first write (its
+        # config.json): the checkpoint's own atomic path is what this test is about.
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))  # .step-00000010.pt.XXXX.tmp
+        if name.startswith(".step-") and ".pt." in name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(fsutil.os, "fsync", no_space_for_checkpoints)
     capsys.readouterr()
     assert cli.main([*args, "--steps", "10"]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("genlab: error: the disk is full while writing ")
+    assert "step-00000010.pt" in error
     assert "the previous version of that file is intact" in error and "Traceback" not in error
     monkeypatch.undo()
     assert [s for s, _ in list_checkpoints(tmp_path)] == [5]
