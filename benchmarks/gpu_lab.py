@@ -305,7 +305,8 @@ def score_runs(names: list[str], runs: Path, n_train: int, batch: int, eval_cfg,
                 row.update({key: value for key, value in (known or {}).get((name, step), {}).items()
                             if key in RECONSTRUCTION_FORMATS})
                 to_score = scoring_skipped is None and record is None
-                to_reconstruct = MODELS[config.model].can("encoder") and not RECONSTRUCTION_FORMATS.keys() <= row.keys()
+                to_reconstruct = (MODELS[config.model].can("encoder")
+                                  and not RECONSTRUCTION_FORMATS.keys() <= row.keys())
                 if not (to_score or to_reconstruct):
                     continue
                 if deadline - time.monotonic() < per_checkpoint_s:
