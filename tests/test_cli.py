@@ -226,6 +226,26 @@ def test_a_first_signal_checkpoints_at_the_step_boundary_and_the_run_resumes_exa
     assert_same_state(final_state(straight_run), final_state(run))
 
 
+def test_a_signal_before_the_first_step_says_nothing_was_saved_and_the_command_starts_again(
+        tmp_path, monkeypatch, straight_run):
+    run = tmp_path / "run"
+    argv = [*STOPPABLE, "--run-dir", str(run)]
+    grids = Trainer.grids
+
+    def signal_then_grids(self):  # the step-0 grids are drawn before the first step
+        signal.raise_signal(signal.SIGTERM)
+        return grids(self)
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "grids", signal_then_grids)
+        stopped = run_cli(*argv)
+    assert stopped.returncode == 143, stopped.stderr
+    assert "stopped by SIGTERM before the first step: nothing was trained or saved" in stopped.stderr
+    assert "checkpoint saved" not in stopped.stderr and steps(run) == []
+    started = run_cli(*resume_line(stopped))
+    assert started.returncode == 0, started.stderr
+    assert_same_state(final_state(straight_run), final_state(run))
+
+
 @pytest.mark.parametrize("signums, code", [((signal.SIGINT, signal.SIGINT), 130),
                                            ((signal.SIGINT, signal.SIGTERM), 143)])
 def test_a_second_signal_stops_at_once_and_the_last_checkpoint_resumes_exactly(

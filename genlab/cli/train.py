@@ -106,9 +106,12 @@ def train_and_report(model_name: str, settings: dict, run_dir: str | None, conso
     print_outputs(outcome.folder, result.checkpoint)
     if result.stop is not None:
         by = STOPPED_BY[result.stop]
-        console.say(f"stopped at step {result.step} by {by}: checkpoint saved" if
-                    result.interrupted else f"trained to step {result.step}; stopped by {by} "
-                    "before the final scores")
+        if result.checkpoint is None:  # a signal while the step-0 grids were drawn
+            console.say(f"stopped by {by} before the first step: nothing was trained or saved")
+        elif result.interrupted:
+            console.say(f"stopped at step {result.step} by {by}: checkpoint saved")
+        else:
+            console.say(f"trained to step {result.step}; stopped by {by} before the final scores")
         print_resume(resume)
         return STOP_EXIT_CODES[result.stop]
     if outcome.already_trained:
