@@ -16,7 +16,7 @@ from genlab.data.mnist import FASHION_MNIST, MNIST, IDXDataset, find_split, load
 from genlab.errors import DataError
 
 __all__ = ["DATASETS", "Batches", "BatchStream", "ImageSet", "SplitSummary", "batches", "load_split",
-           "describe_split", "check_data_dir", "demo_dataset"]
+           "load_training_splits", "describe_split", "check_data_dir", "demo_dataset"]
 
 HOMEWORK_SIZE = 32  # the homework's transforms.Resize(32), the IDX sets' and digits' default
 
@@ -119,12 +119,25 @@ def describe_split(cfg: DataConfig, split: str) -> SplitSummary:
     return SplitSummary(count, (cfg.channels or c, h, w), split, source)
 
 
+def _validates_on_training(cfg: DataConfig, found_split: str) -> bool:
+    # A source without splits (a --data folder or file) is found as split "all" and serves as both.
+    return cfg.val_split == cfg.train_split or found_split != cfg.train_split
+
+
+def load_training_splits(cfg: DataConfig, log: Callable[[str], None] | None = None
+                         ) -> tuple[ImageSet, ImageSet]:
+    """The training and the validation split a run trains on: one set, both times, where the
+    validation split is the training split or the source has no splits."""
+    train = load_split(cfg, cfg.train_split, log)
+    if _validates_on_training(cfg, train.split):
+        return train, train
+    return train, load_split(cfg, cfg.val_split, log)
+
+
 def describe_training_splits(cfg: DataConfig) -> tuple[SplitSummary, SplitSummary]:
-    """The training and the validation split a run would load, as `describe_split` finds them:
-    a source without splits (a --data folder or file) serves as both."""
+    """What `load_training_splits` would load, as `describe_split` finds it."""
     train = describe_split(cfg, cfg.train_split)
-    without_splits = train.split != cfg.train_split
-    if cfg.val_split == cfg.train_split or without_splits:
+    if _validates_on_training(cfg, train.split):
         return train, train
     return train, describe_split(cfg, cfg.val_split)
 

@@ -52,17 +52,14 @@ def train(model_name: str, settings: dict[str, Any], run_dir: str | Path | None,
 
 def _train_locked(plan: RunPlan, console: Console, announce: str | None,
                   processes: Processes) -> TrainOutcome:
-    from genlab.data import load_split
+    from genlab.data import load_training_splits
     from genlab.metrics.evaluate import check_ready
     from genlab.run import build_model, finalise, resolve_device, write_config
     from genlab.train.trainer import Trainer
 
     config, folder, resuming = plan.config, plan.folder, plan.resuming
     device = distributed.start(processes, resolve_device(config.train.device))
-    train_set = load_split(config.data, config.data.train_split, log=console.say)
-    without_splits = train_set.split != config.data.train_split  # a --data source: one split
-    val_set = (train_set if config.data.val_split == config.data.train_split or without_splits
-               else load_split(config.data, config.data.val_split, log=console.say))
+    train_set, val_set = load_training_splits(config.data, log=console.say)
     check_ready(config.eval, device)  # no weights: say so now, not after training
     finalise(config, train_set, plan.given, resuming, folder, console.say)
     model = build_model(config)
@@ -77,7 +74,7 @@ def _train_locked(plan: RunPlan, console: Console, announce: str | None,
         trainer.branch(*parent)
         console.say(f"branching {folder} from {parent[1]} at step {trainer.step}")
         del parent
-    elif config.data.train_split == config.data.val_split or without_splits:
+    elif val_set is train_set:
         console.say(f"note: validating on the training split ({train_set.split})")
     if processes.is_main:  # once the start is sure: a refused resume or branch writes nothing
         folder.mkdir(parents=True, exist_ok=True)
