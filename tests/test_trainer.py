@@ -126,15 +126,29 @@ class ExplodingDCGAN(DCGAN):
         return out
 
 
-@pytest.mark.parametrize("model, model_cls, loss", [("vae", ExplodingVAE, "loss"),
-                                                    ("dcgan", ExplodingDCGAN, "generator_loss")])
+class NaNJudgedDCGAN(DCGAN):
+    """The DCGAN whose logged D(x) turns NaN on the 13th step while every loss stays finite."""
+
+    calls = 0
+
+    def discriminator_losses(self, x, step):
+        out = super().discriminator_losses(x, step)
+        self.calls += 1
+        if self.calls == 13:
+            out["D(x)"] = out["D(x)"] * float("nan")
+        return out
+
+
+@pytest.mark.parametrize("model, model_cls, loss", [("vae", ExplodingVAE, "loss is inf"),
+                                                    ("dcgan", ExplodingDCGAN, "generator_loss is inf"),
+                                                    ("dcgan", NaNJudgedDCGAN, "D(x) is nan")])
 def test_non_finite_loss_stops_naming_step_and_loss_and_keeps_the_good_checkpoint(
         tmp_path, model, model_cls, loss):
     trainer = make_trainer(tmp_path, 30, 10, model_cls=model_cls, model=model)
     with pytest.raises(NonFiniteLossError) as err:
         trainer.fit()
     message = str(err.value)
-    assert "step 13" in message and f"train/{loss} is inf" in message
+    assert "step 13" in message and f"train/{loss}" in message
     assert "step-00000010.pt" in message
     assert [s for s, _ in list_checkpoints(tmp_path)] == [10]
     assert load_checkpoint(checkpoint_path(tmp_path, 10))["step"] == 10
