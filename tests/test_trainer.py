@@ -139,9 +139,11 @@ class NaNJudgedDCGAN(DCGAN):
         return out
 
 
-@pytest.mark.parametrize("model, model_cls, loss", [("vae", ExplodingVAE, "loss is inf"),
-                                                    ("dcgan", ExplodingDCGAN, "generator_loss is inf"),
-                                                    ("dcgan", NaNJudgedDCGAN, "D(x) is nan")])
+@pytest.mark.parametrize("model, model_cls, loss", [
+    ("vae", ExplodingVAE, "loss is inf"),
+    ("dcgan", ExplodingDCGAN, "generator_loss is inf"),
+    ("dcgan", NaNJudgedDCGAN, "D(x) is nan"),
+])
 def test_non_finite_loss_stops_naming_step_and_loss_and_keeps_the_good_checkpoint(
         tmp_path, model, model_cls, loss):
     trainer = make_trainer(tmp_path, 30, 10, model_cls=model_cls, model=model)
