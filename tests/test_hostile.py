@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, run_cli
+from conftest import FAST_FID_PRECISION, REPO, _inception_installed, run_cli
 from genlab.checkpoint import list_checkpoints
 from genlab.errors import GenlabError
 from genlab.metrics.records import read_records
@@ -76,19 +76,32 @@ def wait_for(condition, timeout=120.0):
 # --- 1. two writers -------------------------------------------------------------------------
 
 def test_a_second_trainer_on_a_folder_stops_naming_the_first_and_readers_still_work(tmp_path):
+    from genlab.serve import create_app, load_runs
+
     run = tmp_path / "run"
-    first = start_training(run, steps="400", extra=["--saving-steps", "100"])
+    first = start_training(run, extra=["--saving-steps", "100"])  # trains until told to stop
     try:
         wait_for(lambda: len(list_checkpoints(run)) >= 1)
         second = run_cli("train", "vae", *TINY, "--latent-dim", "8", "--steps", "400",
                          "--run-dir", run)
         assert_one_sentence_error(second, f"is being trained by another genlab process (PID "
                                           f"{first.pid})", "choose another --run-dir")
-        sample = run_cli("sample", run, "-o", tmp_path / "s.png")  # a reader is never locked out
+        # Readers are never locked out: sample, report, serve and (with its weights) eval.
+        sample = run_cli("sample", run, "-o", tmp_path / "s.png")
         assert sample.returncode == 0, sample.stderr
+        report = run_cli("report", run, "-o", tmp_path / "report", "--no-interpolation")
+        assert report.returncode == 0, report.stderr
+        client = create_app(load_runs([str(run)], warn=pytest.fail)).test_client()
+        assert client.get("/api/sample?run=0&seed=1").status_code == 200
+        if _inception_installed():
+            scored = run_cli("eval", run, "--fid-samples", "16", "--fid-precision",
+                             FAST_FID_PRECISION)
+            assert scored.returncode == 0, scored.stderr
+        assert first.poll() is None  # all of it while the first was still training
     finally:
+        first.send_signal(signal.SIGTERM)
         out, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err
+    assert first.returncode == 143 and "checkpoint saved" in err, err
     assert json.loads((run / "config.json").read_text())["model_config"]["latent_dim"] == 4
     steps = [r["step"] for r in read_scalars(run) if "train/loss" in r]
     assert steps == sorted(set(steps))  # every record once: nobody else wrote here
