@@ -325,6 +325,19 @@ def test_the_server_refuses_huge_images_and_answers_only_json(client, tmp_path):
         assert response.status_code in (400, 404) and response.is_json, url
 
 
+def test_the_server_caps_an_upload_at_40_megapixels_and_files_at_64(client, tmp_path):
+    from genlab.data.folder import open_image
+
+    photo = bomb(tmp_path / "49mp.png", 7000)  # a 49-megapixel photo: a file, not an upload
+    with open_image(photo, "49mp.png") as image:
+        assert image.size == (7000, 7000)
+    response = client.post("/api/reconstruct?run=0",
+                           data={"image": (io.BytesIO(photo.read_bytes()), "49mp.png")})
+    assert response.status_code == 400 and "40,000,000" in response.get_json()["error"]
+    with pytest.raises(GenlabError, match="8100 x 8100 pixels, over the 64,000,000"):
+        open_image(bomb(tmp_path / "66mp.png", 8100), "66mp.png")
+
+
 def test_the_server_decodes_at_most_two_uploads_at_once(trained, monkeypatch):
     import threading
 
