@@ -51,6 +51,17 @@ def test_an_hdf5_file_over_the_budget_stays_on_disk_and_reads_like_the_tensor(tm
                        convert_channels(load_files_split(path, "train", 4, None, "x").images[5:9], 1))
 
 
+def test_the_budget_counts_a_grey_file_at_the_channels_it_is_trained_with(tmp_path):
+    path = tmp_path / "grey.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=np.zeros((50, 1, 8, 8), np.uint8))  # 3,200 bytes
+    budget = 5000 / GIB  # holds them grey (3,200 bytes), not as RGB (9,600)
+    grey = load_files_split(path, "train", None, None, "x", memory_budget=budget)
+    rgb = load_files_split(path, "train", None, None, "x", memory_budget=budget, channels=3)
+    assert isinstance(grey.images, torch.Tensor)
+    assert isinstance(rgb.images, HDF5Images) and rgb.images.shape[1:] == (3, 8, 8)
+
+
 def test_chunked_batches_visit_every_image_once_per_epoch_in_a_new_order(tmp_path):
     path, _ = numbered_h5(tmp_path / "x.h5")
     on_disk = load_files_split(path, "train", None, None, "x", memory_budget=1e-6).images

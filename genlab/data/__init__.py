@@ -74,7 +74,7 @@ def load_split(cfg: DataConfig, split: str, log: Callable[[str], None] | None = 
 
         images = load_files_split(cfg.data_path, split, cfg.image_size, cfg.crop, cfg.dataset,
                                   log, memory_budget=cfg.memory_budget,
-                                  h5_dataset=cfg.h5_dataset)
+                                  h5_dataset=cfg.h5_dataset, channels=cfg.channels)
     else:
         entry = _entry(cfg, split)
         size = cfg.image_size or HOMEWORK_SIZE  # the named sets are grey: one channel

@@ -139,10 +139,10 @@ def find_files_split(path: str | Path, split: str, image_size: int | None,
 def load_files_split(path: str | Path, split: str, image_size: int | None, crop: int | None,
                      name: str, log: Callable[[str], None] | None = None,
                      memory_budget: float | None = None,
-                     h5_dataset: str | None = None) -> ImageSet:
+                     h5_dataset: str | None = None, channels: int | None = None) -> ImageSet:
     """One split of an HDF5 file or image folder (see `find_files_split`) as an in-memory
-    ImageSet; an HDF5 file whose images exceed `memory_budget` GiB (as read, and as resized)
-    stays on disk, read on demand."""
+    ImageSet; an HDF5 file whose images exceed `memory_budget` GiB (as read, and as resized to
+    --image-size and converted to --channels) stays on disk, read on demand."""
     found = find_files_split(path, split, image_size, h5_dataset)
     path, split_used = found.path, found.split
     if found.files is not None:
@@ -160,6 +160,8 @@ def load_files_split(path: str | Path, split: str, image_size: int | None, crop:
         stored_bytes = on_disk.nbytes
         stored_shape = tuple(on_disk.shape[1:])
         on_disk = on_disk.resized(image_size)
+        if channels is not None:  # grey stored, RGB trained: three times the bytes held
+            on_disk = on_disk.with_channels(channels)
         per_image = max(int(np.prod(stored_shape)), int(np.prod(on_disk.shape[1:])))
         if memory_budget is not None and 3 * per_image > memory_budget * GIB:
             # Streamed or not, images are read whole: the chunk in use, the one read ahead and
