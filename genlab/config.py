@@ -28,7 +28,8 @@ DATASET_NAMES = ("mnist", "fashion-mnist", "digits")
 class DataConfig:
     dataset: str = option("mnist", "data set to train on (see `genlab datasets`)")
     data_dir: str | None = option(
-        None, "folder holding the data set's files (default: $GENLAB_DATA, then the user cache)",
+        None, "folder holding the data set's files (default: $GENLAB_DATA, the user cache, then "
+        "the system's data folder, e.g. Debian's for Fashion-MNIST)",
         resumable=True)
     train_split: str = option("train", "split to train on (`test` where only the test split exists)")
     val_split: str = option("test", "split for the validation curves and image grids")
@@ -135,7 +136,7 @@ class EvalConfig:
                           "(genlab.metrics: fid, kid, pr for improved precision and recall)",
                           resumable=True)
     fid_precision: str = option("fp32", "Inception precision: fp32 (the standard) or bf16 "
-                                "(faster where supported; see README for the difference)",
+                                "(faster where supported; docs/fid.md measures the difference)",
                                 choices=FID_PRECISIONS, resumable=True)
     fid_resize: str = option(
         FID_RESIZES[0], "how images are resized to the Inception's 299x299: pytorch-fid "
