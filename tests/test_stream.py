@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from conftest import run_cli
+from genlab.config import DataConfig
+from genlab.data import load_split
 from genlab.data.files import load_files_split
 from genlab.data.hdf5 import read_hdf5
 from genlab.data.stream import GIB, ChunkedBatches, HDF5Images, chunk_images
@@ -56,8 +58,9 @@ def test_the_budget_counts_a_grey_file_at_the_channels_it_is_trained_with(tmp_pa
     with h5py.File(path, "w") as f:
         f.create_dataset("images", data=np.zeros((50, 1, 8, 8), np.uint8))  # 3,200 bytes
     budget = 5000 / GIB  # holds them grey (3,200 bytes), not as RGB (9,600)
-    grey = load_files_split(path, "train", None, None, "x", memory_budget=budget)
-    rgb = load_files_split(path, "train", None, None, "x", memory_budget=budget, channels=3)
+    # through load_split, as a run loads it: --channels must reach the budget check
+    grey = load_split(DataConfig(data_path=str(path), memory_budget=budget), "train")
+    rgb = load_split(DataConfig(data_path=str(path), memory_budget=budget, channels=3), "train")
     assert isinstance(grey.images, torch.Tensor)
     assert isinstance(rgb.images, HDF5Images) and rgb.images.shape[1:] == (3, 8, 8)
 
