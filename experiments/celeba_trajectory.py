@@ -39,7 +39,8 @@ from gpu_lab import score_runs, trajectory_table  # noqa: E402
 from prior_gap import measure as measure_prior_gap  # noqa: E402  (gpu_lab puts experiments/ on the path)
 
 RUNS = ("dcgan64", "vae-larsen64", "vaegan")   # experiments/celeba_long.sh's folder names
-PER_CHECKPOINT_S = 600  # an fp32 FID of 3,000 images on a 2-core CPU, with margin
+PER_CHECKPOINT_S = 300  # an fp32 FID of 3,000 images and the reconstructions' measures: about
+                        # 3 minutes on a 2-core CPU with no training beside it, with margin
 PRIOR_GAP_S = 180       # a checkpoint loaded, 660 faces encoded, 192 images decoded
 PRIOR_GAP_COLUMNS = (("kl_from_prior_nats", "KL of q(z)'s fit from N(0, I)", ".0f"),
                      ("cov_mu_participation_ratio", "directions carrying Cov(mu)", ".1f"),
