@@ -146,11 +146,12 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(**given)
 
 
-def add_dry_run_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the resolved settings, each with where it comes from, the "
-                        "data it would read with counts, the device, precision and steps; then "
-                        "exit, writing nothing")
+TRAIN_DRY_RUN = ("print the resolved settings, each with where it comes from, the data it would "
+                 "read with counts, the device, precision and steps")
+
+
+def add_dry_run_flag(parser: argparse.ArgumentParser, what: str = TRAIN_DRY_RUN) -> None:
+    parser.add_argument("--dry-run", action="store_true", help=f"{what}; then exit, writing nothing")
 
 
 def add_device_flag(parser: argparse.ArgumentParser) -> None:

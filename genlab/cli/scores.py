@@ -21,7 +21,9 @@ def register(commands, console: Console) -> None:
     evaluate.add_argument("--seed", type=SEED, default=0,
                           help="seed of the generated images' latents (default: 0)")
     add_json_flag(evaluate)
-    add_dry_run_flag(evaluate)
+    add_dry_run_flag(evaluate, "print the checkpoint it would score, the images a side and the "
+                     "reference split with its size, the device and the Inception's settings, each "
+                     "with where it comes from")
     evaluate.set_defaults(handler=lambda args: eval_command(args, console))
 
     fid = commands.add_parser(

@@ -26,8 +26,9 @@ def register(commands, console: Console) -> None:
     models = train.add_subparsers(dest="model", metavar="MODEL", parser_class=train.__class__)
     for name, spec in SPECS.items():
         sub = models.add_parser(name, help=spec.title, description=spec.title)
-        sub.add_argument("--run-dir", help="run folder (default: runs/<model>-<dataset>-z<latent>"
-                         "-b<batch>-s<steps>); an existing one is resumed")
+        sub.add_argument("--run-dir", help="run folder (default: runs/ and a name made of the "
+                         "model, data, settings that tell runs apart, batch and length, e.g. "
+                         "runs/vae-mnist-z64-b32-s25000); an existing one is resumed")
         add_dry_run_flag(sub)
         add_model_flags(sub, spec)
         sub.set_defaults(handler=lambda args: train_command(args, console))
@@ -45,7 +46,8 @@ def register(commands, console: Console) -> None:
         sub.add_argument("--out", required=True, help="folder for the runs and the results table")
         sub.add_argument("--parallel", type=count(1, 64), default=1,
                          help="runs trained at the same time (default: 1)")
-        add_dry_run_flag(sub)
+        add_dry_run_flag(sub, "list the runs, new or resumed, and print the first one as `genlab "
+                         "train --dry-run` does")
         add_model_flags(sub, spec, several=True)
         sub.set_defaults(handler=lambda args: sweep_command(args, console))
 
