@@ -2,7 +2,8 @@
 
 The lab asks for the visual differences between the VAE (hw2), the GAN (hw3) and the VAE/GAN.
 For the runs of experiments/celeba_long.sh that have a checkpoint of one step (any of
-OUT/vae-larsen64, OUT/vaegan, OUT/dcgan64), this draws
+OUT/vae-larsen64, OUT/vaegan, OUT/dcgan64, and with --branch NAME its branch OUT/vaegan-NAME),
+this draws
 
 * (a) the first --columns test faces and their posterior-mean reconstructions by each model with
   an encoder, then each model's samples from the same fixed prior draws, one labelled row each;
@@ -144,7 +145,12 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
     parser.add_argument("--images", type=int, default=256, help="test faces the spectra average")
     parser.add_argument("--columns", type=int, default=8)
+    parser.add_argument("--branch", action="append", default=[], metavar="NAME",
+                        help="add OUT/vaegan-NAME, a branch of celeba_long.sh's BRANCH, after the "
+                        "VAE/GAN (repeatable)")
     args = parser.parse_args()
+    runs = list(RUNS)
+    runs[2:2] = [(f"vaegan-{name}", f"VAE/GAN {name}") for name in args.branch]
 
     from genlab.data import load_split
     from genlab.run import load_config
@@ -152,11 +158,11 @@ def main() -> None:
     comparison = _comparison()
     from genlab.checkpoint import list_checkpoints
 
-    present = [(name, label) for name, label in RUNS
+    present = [(name, label) for name, label in runs
                if (args.out / name / "config.json").is_file()
                and args.step in dict(list_checkpoints(args.out / name))]
     if not present:
-        raise SystemExit(f"no run folder of {', '.join(n for n, _ in RUNS)} in {args.out} has a "
+        raise SystemExit(f"no run folder of {', '.join(n for n, _ in runs)} in {args.out} has a "
                          f"checkpoint of step {args.step}")
     config = load_config(args.out / present[0][0] / "config.json")
     real_uint8 = load_split(config.data, config.data.val_split).images[:args.images]
