@@ -433,6 +433,23 @@ def finalise(config: RunConfig, train_set: ImageSet, given: set[str], resuming: 
         config.eval.fid_samples = len(train_set)
 
 
+def check_before_training(config: RunConfig, given: set[str], resuming: bool, folder: Path,
+                          say: Callable[[str], None]):
+    """What a run checks before it trains, from its data's headers alone (nothing is loaded or
+    written): the files and splits, what the data make of the settings (`finalise`, which
+    changes `config` as the run would), the device, and that the end-of-training scores can be
+    computed. Returns the training and validation splits' descriptions and the device; raises
+    what the run would raise before training."""
+    from genlab.data import describe_training_splits
+    from genlab.metrics.evaluate import check_ready
+
+    train, val = describe_training_splits(config.data)
+    finalise(config, train, given, resuming, folder, say)
+    device = resolve_device(config.train.device)
+    check_ready(config.eval, device)
+    return train, val, device
+
+
 def write_config(config: RunConfig, folder: Path) -> None:
     atomic_write_json(folder / CONFIG_FILE, config.to_dict())
 

@@ -10,6 +10,7 @@ one's output goes to `OUT/<name>.log`. The folder name says the values that vary
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import csv
 import io
 import itertools
@@ -60,22 +61,18 @@ def combinations(settings: dict[str, list[Any]]) -> list[SweepRun]:
 
 def plan(model: str, settings: dict[str, list[Any]], out: Path) -> list[tuple[SweepRun, Any]]:
     """The sweep's runs, each with the plan `genlab train` makes of its flags (a
-    `genlab.run.RunPlan`), checked as each run would check it before training: its data's
-    files and splits (headers only) and its end-of-training scores. Nothing is written, and a
-    bad combination stops the sweep before its first run."""
-    from genlab.data import describe_training_splits
-    from genlab.metrics.evaluate import check_ready
-    from genlab.run import plan_run, resolve_device
+    `genlab.run.RunPlan`), checked as each run would check it before training
+    (`genlab.run.check_before_training`: its data's files and splits, headers only, what the
+    data make of its settings, and its end-of-training scores). Nothing is written, and a bad
+    combination stops the sweep before its first run."""
+    from genlab.run import check_before_training, plan_run
 
-    planned, checked = [], set()
+    planned = []
     for run in combinations(settings):
         run_plan = plan_run(model, run.settings, out / run.name)
-        config = run_plan.config
-        describe_training_splits(config.data)
-        scoring = (repr(config.eval), config.train.device)
-        if scoring not in checked:  # the Inception weights' hash once, not once a run
-            check_ready(config.eval, resolve_device(config.train.device))
-            checked.add(scoring)
+        # On a copy: the plan stays as `genlab train` makes it, for the dry run to print.
+        check_before_training(copy.deepcopy(run_plan.config), run_plan.given, run_plan.resuming,
+                              run_plan.folder, lambda message: None)
         planned.append((run, run_plan))
     return planned
 

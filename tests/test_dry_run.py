@@ -130,3 +130,8 @@ def test_a_sweep_checks_every_run_s_data_and_scores_before_its_first_run(tmp_pat
                      "--out", out)
     assert_one_sentence_error(result, "--metrics bogus should be")
     assert not out.exists()
+    # What the data make of the flags too: a --fid-samples the training split cannot give.
+    result = run_cli("sweep", "vae", *TINY[:2], "--latent-dim", "2", "5", "--steps", "2",
+                     "--fid-samples", "5000", "--out", out)
+    assert_one_sentence_error(result, "--fid-samples 5000 is more than the 1500 images")
+    assert not out.exists()

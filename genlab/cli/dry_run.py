@@ -42,10 +42,8 @@ def print_train_plan(plan, title: str) -> None:
     steps, and every setting with its source. Raises what the run would raise before training
     (a missing data file or split, an impossible --fid-samples, an unknown --metrics, missing
     Inception weights)."""
-    from genlab.data import describe_training_splits
-    from genlab.metrics.evaluate import check_ready
     from genlab.models import SPECS
-    from genlab.run import finalise, resolve_device
+    from genlab.run import check_before_training
     from genlab.train.trainer import uses_bf16
 
     config = plan.config
@@ -55,19 +53,17 @@ def print_train_plan(plan, title: str) -> None:
         state += f" from step {plan.parent[0]['step']:,} of {plan.parent[1]}"
     named = "--run-dir" if plan.folder_given else "named from the settings"
     print(f"{'run folder:':<12} {plan.folder} ({state}; {named})")
-    train, val = describe_training_splits(config.data)
     before = {name: getattr(getattr(config, s), name) for s in SECTIONS
               for name in (f.name for f in dataclasses.fields(getattr(config, s)))}
     notes: list[str] = []
-    finalise(config, train, plan.given, plan.resuming, plan.folder, notes.append)
+    train, val, device = check_before_training(config, plan.given, plan.resuming, plan.folder,
+                                               notes.append)
     changed = {name: "from the data" for s in SECTIONS
                for name in (f.name for f in dataclasses.fields(getattr(config, s)))
                if getattr(getattr(config, s), name) != before[name]}
     print(f"{'data:':<12} {train.count:,} training images of {_shape(train.image_shape)}, "
           f"{train.split} split: {train.source}")
     print(f"{'':<12} {val.count:,} validation images, {val.split} split")
-    device = resolve_device(config.train.device)
-    check_ready(config.eval, device)  # as the run does once its data are found
     bf16 = uses_bf16(config.train.precision, device,
                      SPECS[config.model].bf16_on_cpu(config.model_config))
     print(f"{'device:':<12} {device}; precision {'bf16 autocast' if bf16 else 'fp32'} "

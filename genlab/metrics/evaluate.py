@@ -12,6 +12,7 @@ logged to TensorBoard as `metrics/<name>` at that step (genlab.metrics.records).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 import time
@@ -47,7 +48,24 @@ def check_ready(eval_cfg: EvalConfig, device: torch.device) -> None:
         check_fid_samples(names, eval_cfg.fid_samples)
         check_precision(eval_cfg.fid_precision, device)
         check_resize(eval_cfg.fid_resize)
-        verify_weights(find_weights(eval_cfg.inception_weights))
+        _verify_once(find_weights(eval_cfg.inception_weights))
+
+
+def _verify_once(path: Path) -> None:
+    """verify_weights, once a process for the file as it stands (path, size, modification
+    time): a sweep checks every run before its first; the network is verified again when it is
+    loaded to score."""
+    try:
+        stat = path.stat()
+    except OSError:
+        verify_weights(path)  # raises, naming the file and why
+        return
+    _verified(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _verified(path: str, size: int, mtime_ns: int) -> None:
+    verify_weights(Path(path))  # a failure raises, and is not cached
 
 
 def check_fid_samples(names: tuple[str, ...], n: int) -> None:
