@@ -51,24 +51,32 @@ PRIOR_GAP_COLUMNS = (("kl_from_prior_nats", "KL of q(z)'s fit from N(0, I)", ".0
 
 def plot(rows: list[dict], key: str, label: str, path: Path, earlier: list[dict]) -> None:
     """`key` against images seen, a line per model; an earlier run of the same ladder (`earlier`,
-    its trajectory.json) dashed in its model's colour."""
+    its trajectory.json) dashed in its model's colour; a branch (vaegan-NAME) drawn from its
+    parent's last point before its own, where it left the parent."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=120)
     names = dict.fromkeys(r["model"] for r in rows + earlier)  # in order of appearance
     for colour, name in enumerate(names):
         for which, style, suffix in ((rows, "-", ""), (earlier, "--", ", earlier run")):
             points = [(r["images"], r[key]) for r in which if r["model"] == name and key in r]
-            if points:
-                ax.plot(*zip(*points), style, marker="o", color=f"C{colour}",
-                        label=name + suffix)
-    ax.set_xlabel("training images seen")
+            if not points:
+                continue
+            if name.startswith("vaegan-"):
+                before = [(r["images"], r[key]) for r in which if r["model"] == "vaegan"
+                          and key in r and r["images"] < points[0][0]]
+                points = before[-1:] + points
+                suffix += " (branch of vaegan)"
+            ax.plot(*zip(*points), style, marker="o", color=f"C{colour}", label=name + suffix)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}"))
+    ax.set_xlabel("training images seen (thousands)")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside: no point hidden
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
