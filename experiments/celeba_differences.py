@@ -150,7 +150,8 @@ def main() -> None:
                         "VAE/GAN (repeatable)")
     args = parser.parse_args()
     runs = list(RUNS)
-    runs[2:2] = [(f"vaegan-{name}", f"VAE/GAN {name}") for name in args.branch]
+    after_parent = [name for name, _ in RUNS].index("vaegan") + 1
+    runs[after_parent:after_parent] = [(f"vaegan-{n}", f"VAE/GAN {n}") for n in args.branch]
 
     from genlab.data import load_split
     from genlab.run import load_config
