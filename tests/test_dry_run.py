@@ -8,6 +8,7 @@ import os
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from conftest import run_cli
 from test_cli import assert_one_sentence_error
@@ -135,3 +136,25 @@ def test_a_sweep_checks_every_run_s_data_and_scores_before_its_first_run(tmp_pat
                      "--fid-samples", "5000", "--out", out)
     assert_one_sentence_error(result, "--fid-samples 5000 is more than the 1500 images")
     assert not out.exists()
+
+
+def test_the_inception_weights_are_hashed_once_a_process_until_the_file_changes(tmp_path,
+                                                                                monkeypatch):
+    """A sweep checks every run before its first: the weights' sha256 once, not once a run; a
+    file that changes (size or modification time) is hashed again."""
+    from genlab.config import EvalConfig
+    from genlab.metrics import evaluate
+
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"x")
+    hashed = []
+    monkeypatch.setattr(evaluate, "verify_weights", lambda path: hashed.append(path))
+    evaluate._verified.cache_clear()
+    config = EvalConfig(fid_samples=100, inception_weights=str(weights))
+    evaluate.check_ready(config, torch.device("cpu"))
+    evaluate.check_ready(config, torch.device("cpu"))
+    assert hashed == [weights]
+    os.utime(weights, ns=(0, 12345))
+    evaluate.check_ready(config, torch.device("cpu"))
+    assert hashed == [weights, weights]
+    evaluate._verified.cache_clear()
