@@ -16,6 +16,7 @@ import torch
 
 from genlab.config import DataConfig, RunConfig, TrainConfig
 from genlab.options import flag_name
+from genlab.data import SplitSummary
 from genlab.data.memory import ImageSet
 from genlab.errors import GenlabError
 from genlab.fsutil import (TMP_SUFFIX, atomic_write_json, cannot_write, remove_stale_temporaries,
@@ -434,7 +435,8 @@ def finalise(config: RunConfig, train_set: ImageSet, given: set[str], resuming: 
 
 
 def check_before_training(config: RunConfig, given: set[str], resuming: bool, folder: Path,
-                          say: Callable[[str], None]):
+                          say: Callable[[str], None]
+                          ) -> tuple[SplitSummary, SplitSummary, torch.device]:
     """What a run checks before it trains, from its data's headers alone (nothing is loaded or
     written): the files and splits, what the data make of the settings (`finalise`, which
     changes `config` as the run would), the device, and that the end-of-training scores can be
