@@ -53,8 +53,9 @@ def register(commands, console: Console) -> None:
 
     demo = commands.add_parser("demo", help="train a small VAE on MNIST, or on the embedded "
                                "digits when MNIST is not available",
-                               description="Train the homework's VAE for a few minutes and show "
-                               "where its samples, curves and checkpoint are.")
+                               description="Train the homework's VAE for about a minute, score it on "
+                               "1,000 images a side, and show where its samples, curves and "
+                               "checkpoint are.")
     demo.add_argument("--steps", type=count(1, 10**9), default=2000,
                       help="training steps (default: 2000)")
     demo.add_argument("--run-dir", help="run folder (default: runs/demo-vae-<dataset>)")
